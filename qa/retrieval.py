@@ -1,0 +1,52 @@
+"""Retrieval: from a question to ranked passages of the index (dense search for now)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from index.embeddings import Embedder
+from index.store import Store
+from qa.types import RetrievedChunk
+
+
+class PassageRetriever(BaseRetriever):
+    """A LangChain retriever over the citeqa index; `search` gives typed, scored passages."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    embedder: Embedder
+    store: Store
+    k: int = 4
+
+    def search(self, question: str, k: int | None = None) -> list[RetrievedChunk]:
+        """The best `k` passages for `question`, best first."""
+        found = self.store.query(self.embedder.embed_query(question), k or self.k)
+        return [RetrievedChunk(f.chunk, f.score, rank) for rank, f in enumerate(found, start=1)]
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        return [to_document(hit) for hit in self.search(query)]
+
+
+def to_document(hit: RetrievedChunk) -> Document:
+    """A LangChain `Document` for a retrieved passage, with its provenance in the metadata."""
+    chunk = hit.chunk
+    metadata: dict[str, Any] = {
+        "chunk_id": chunk.id,
+        "article_id": chunk.article_id,
+        "title": chunk.title,
+        "source": chunk.source,
+        "url": chunk.url,
+        "published": chunk.published,
+        "start": chunk.start,
+        "end": chunk.end,
+        "score": hit.score,
+        "rank": hit.rank,
+    }
+    return Document(page_content=chunk.text, metadata=metadata, id=chunk.id)

@@ -1,0 +1,47 @@
+"""The answer's domain objects: retrieved passages, citations and the answer itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from index.chunking import Chunk
+
+NOT_COVERED = "The articles don't cover this."
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievedChunk:
+    """A passage found for a question: `rank` 1 is the best, `score` its cosine similarity."""
+
+    chunk: Chunk
+    score: float
+    rank: int
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """What an answer's `[marker]` cites; `start`/`end` locate the passage in its article."""
+
+    marker: int
+    article_id: str
+    title: str
+    source: str | None
+    url: str | None
+    published: str | None
+    passage: str
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An answer with `[n]` markers, what they cite, and every passage that was retrieved."""
+
+    question: str
+    text: str
+    citations: tuple[Citation, ...]
+    retrieved: tuple[RetrievedChunk, ...]
+    covered: bool = True
+    seconds_to_first_token: float | None = None
+    seconds_total: float = 0.0

@@ -1,0 +1,33 @@
+"""Templates and the fields their callers fill in stay in step."""
+
+from __future__ import annotations
+
+import pytest
+
+from prompts import PromptError, prompt_fields, render_prompt
+
+
+@pytest.mark.parametrize(
+    ("name", "fields"),
+    [
+        ("answer_system", {"not_covered"}),
+        ("answer_user", {"passages", "question", "not_covered"}),
+        ("passage", {"number", "title", "byline", "text"}),
+    ],
+)
+def test_template_fields(name: str, fields: set[str]) -> None:
+    assert prompt_fields(name) == fields
+
+
+def test_render_refuses_missing_or_unexpected_fields() -> None:
+    with pytest.raises(PromptError, match="expects fields"):
+        render_prompt("passage", number="1", title="T", byline="B")
+    with pytest.raises(PromptError, match="expects fields"):
+        render_prompt("answer_system", not_covered="x", extra="y")
+    with pytest.raises(PromptError, match="No prompt template"):
+        render_prompt("missing")
+
+
+def test_render_fills_in_values() -> None:
+    text = render_prompt("passage", number="3", title="T", byline="Xinhua, 2024-03-19", text="Body")
+    assert text == "[3] T (Xinhua, 2024-03-19)\nBody"

@@ -1,0 +1,164 @@
+"""The answering chain with real MiniLM, real Chroma and real llama.cpp generation (SmolLM2)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from pydantic import Field
+
+from index.errors import IndexMismatchError, IndexNotBuiltError
+from qa import NOT_COVERED, Answer, QAChain, build_chain
+from qa.chain import build_messages
+from qa.config import Settings
+from qa.errors import QuestionError
+from tests.conftest import XINHUA_TITLE, make_settings
+
+
+class RecordingChatModel(BaseChatModel):
+    """Wraps a real chat model and records every conversation sent to it."""
+
+    inner: BaseChatModel
+    calls: list[list[BaseMessage]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "recording"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kw: Any,
+    ) -> ChatResult:
+        self.calls.append(messages)
+        return self.inner._generate(messages, stop=stop, **kw)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kw: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        self.calls.append(messages)
+        yield from self.inner._stream(messages, stop=stop, **kw)
+
+
+@pytest.fixture
+def recording_chain(smol_chain: QAChain) -> QAChain:
+    recorder = RecordingChatModel(inner=smol_chain.llm)
+    return QAChain(smol_chain.retriever, recorder, smol_chain.settings)
+
+
+def calls_of(chain: QAChain) -> list[list[BaseMessage]]:
+    assert isinstance(chain.llm, RecordingChatModel)
+    return chain.llm.calls
+
+
+def test_answer_retrieves_the_article_and_cites_only_real_passages(
+    recording_chain: QAChain,
+) -> None:
+    answer = recording_chain.invoke("Who is Wang Lei?")
+    assert isinstance(answer, Answer)
+    assert answer.covered
+    assert answer.retrieved[0].chunk.title == XINHUA_TITLE
+    assert [r.rank for r in answer.retrieved] == [1, 2, 3, 4]
+    assert answer.text.strip()
+    for citation in answer.citations:
+        assert 1 <= citation.marker <= len(answer.retrieved)
+        assert citation.passage == answer.retrieved[citation.marker - 1].chunk.text
+    assert len(calls_of(recording_chain)) == 1
+    prompt = calls_of(recording_chain)[0][-1].content
+    assert "[1] " + XINHUA_TITLE + " (Xinhua, 2024-03-19)" in prompt
+    assert answer.seconds_to_first_token is not None
+    assert answer.seconds_total >= answer.seconds_to_first_token
+
+
+def test_stream_yields_text_then_the_answer(smol_chain: QAChain) -> None:
+    events = list(smol_chain.events("Who won Super Bowl 50?"))
+    *pieces, final = events
+    assert isinstance(final, Answer)
+    assert pieces
+    assert all(isinstance(p, str) for p in pieces)
+    assert "Super Bowl 50" in {r.chunk.title for r in final.retrieved}
+
+
+def test_unrelated_question_is_not_covered_without_calling_the_model(
+    recording_chain: QAChain,
+) -> None:
+    answer = recording_chain.invoke("What is the best recipe for banana bread?")
+    assert answer.text == NOT_COVERED
+    assert not answer.covered
+    assert answer.citations == ()
+    assert calls_of(recording_chain) == []
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\n\t"])
+def test_empty_question_gets_a_friendly_message_and_no_retrieval(
+    smol_chain: QAChain, monkeypatch: pytest.MonkeyPatch, question: str
+) -> None:
+    searched: list[str] = []
+
+    def spy(self: object, question: str, k: int | None = None) -> list[object]:
+        searched.append(question)
+        return []
+
+    monkeypatch.setattr(type(smol_chain.retriever), "search", spy)
+    with pytest.raises(QuestionError, match="Please type a question"):
+        smol_chain.invoke(question)
+    assert searched == []
+
+
+def test_huge_question_is_refused(smol_chain: QAChain) -> None:
+    with pytest.raises(QuestionError, match="limit is 2000"):
+        smol_chain.invoke("why " * 1000)
+
+
+def test_chain_and_retriever_are_langchain_runnables(smol_chain: QAChain) -> None:
+    assert isinstance(smol_chain, Runnable)
+    documents = smol_chain.retriever.invoke("China-EU Cyber Taskforce")
+    assert documents[0].metadata["title"] == XINHUA_TITLE
+    assert documents[0].metadata["rank"] == 1
+    assert {"article_id", "start", "end", "score", "source"} <= set(documents[0].metadata)
+
+
+def test_history_goes_to_the_model_but_refusals_do_not(smol_chain: QAChain) -> None:
+    passages = smol_chain.retriever.search("Who is Wang Lei?")
+    history = [
+        ("What is the weather?", NOT_COVERED),
+        ("Who is Wang Lei?", "A Chinese diplomat [1]."),
+    ]
+    messages = build_messages("Where did he speak?", passages, history, turns=3)
+    contents = [m.content for m in messages]
+    assert [m.type for m in messages] == ["system", "human", "ai", "human"]
+    assert contents[1] == "Who is Wang Lei?"
+    assert contents[2] == "A Chinese diplomat."
+    assert "What is the weather?" not in " ".join(str(c) for c in contents)
+
+
+def test_build_chain_without_index_says_how_to_build_it(tmp_path: Path) -> None:
+    with pytest.raises(IndexNotBuiltError, match="python -m index rebuild"):
+        build_chain(make_settings(tmp_path / "none", llm_model="smollm2-135m"))
+
+
+def test_build_chain_refuses_an_index_built_differently(smol_settings: Settings) -> None:
+    other = smol_settings.model_copy(update={"chunk_overlap_tokens": 10})
+    with pytest.raises(IndexMismatchError, match="chunk_overlap_tokens"):
+        build_chain(other)
+
+
+def test_answer_objects_are_frozen(smol_chain: QAChain) -> None:
+    answer = smol_chain.invoke("Who won Super Bowl 50?")
+    with pytest.raises(AttributeError):
+        answer.text = "changed"  # type: ignore[misc]
+    assert replace(answer, text="copy").text == "copy"
