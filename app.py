@@ -5,6 +5,7 @@ This is the only module that imports gradio.
 
 from __future__ import annotations
 
+import argparse
 import html
 import logging
 import re
@@ -126,14 +127,24 @@ def create_demo(chain: QAChain) -> gr.Blocks:
     return demo
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python app.py", description="Serve the citeqa chat.")
+    parser.add_argument("--host", help="address to bind (CITEQA_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (CITEQA_PORT, default 7860)")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Load the chain from `CITEQA_*` settings and serve the chat until interrupted."""
     from qa import enforce_offline
 
     enforce_offline()
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    settings = Settings()
     try:
+        settings = Settings.from_env()
+        overrides = {"host": args.host, "port": args.port}
+        settings = settings.model_copy(update={k: v for k, v in overrides.items() if v})
         chain = build_chain(settings)
     except USER_ERRORS as e:
         print(f"Error: {e}", file=sys.stderr)

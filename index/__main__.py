@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        settings = IndexSettings()
+        settings = IndexSettings.from_env()
         if args.index_dir is not None:
             settings = settings.model_copy(update={"index_dir": args.index_dir})
         if args.command == "rebuild":

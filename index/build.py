@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from index.articles import Rejection, load_articles
+from index.articles import Article, Rejection, load_articles
 from index.chunking import CHUNKER_VERSION, Chunk, chunk_article
 from index.config import IndexSettings
 from index.embeddings import Embedder
@@ -55,10 +55,22 @@ def rebuild_index(
             + (f" ({reasons})" if reasons else "")
             + ". Point --source at a folder of .txt, .md, .html or .jsonl articles."
         )
+    store, report = index_articles(settings, embedder, loaded.articles, progress)
+    return store, replace(report, rejected=loaded.rejected, seconds=time.perf_counter() - started)
+
+
+def index_articles(
+    settings: IndexSettings,
+    embedder: Embedder,
+    articles: Sequence[Article],
+    progress: ProgressCallback | None = None,
+) -> tuple[Store, IndexReport]:
+    """Chunk and embed `articles` into a fresh index, then swap it in for the old one."""
+    started = time.perf_counter()
     fingerprint = fingerprint_for(settings, embedder)
     chunks: list[Chunk] = []
     seen: set[str] = set()
-    for article in loaded.articles:
+    for article in articles:
         for chunk in chunk_article(
             article,
             max_tokens=fingerprint.chunk_tokens,
@@ -75,8 +87,8 @@ def rebuild_index(
         embed_batches(embedder, chunks, settings.embed_batch_size, progress),
     )
     report = IndexReport(
-        articles_read=len(loaded.articles),
-        rejected=loaded.rejected,
+        articles_read=len(articles),
+        rejected=(),
         chunks_written=len(chunks),
         seconds=time.perf_counter() - started,
     )

@@ -1,9 +1,12 @@
 """IndexSettings: where the index lives and how articles become chunks."""
 
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from index.errors import SettingsError
 
 
 class IndexSettings(BaseSettings):
@@ -28,3 +31,17 @@ class IndexSettings(BaseSettings):
         24, ge=0, le=128, description="Overlap between neighbouring chunks, in word pieces."
     )
     embed_batch_size: int = Field(32, ge=1, le=512, description="Chunks embedded per batch.")
+
+    @classmethod
+    def from_env(cls) -> Self:
+        """The settings from the environment; `SettingsError` names any variable that is wrong."""
+        try:
+            return cls()
+        except ValidationError as e:
+            problems = "; ".join(f"{prefix_name(err['loc'])}: {err['msg']}" for err in e.errors())
+            raise SettingsError(f"Invalid setting: {problems}. Fix or unset it.") from e
+
+
+def prefix_name(location: tuple[int | str, ...]) -> str:
+    """The environment variable for a settings field, e.g. `CITEQA_PORT`."""
+    return "CITEQA_" + "_".join(str(part) for part in location).upper()

@@ -5,6 +5,10 @@ class CiteqaIndexError(Exception):
     """Base class for every error the index package raises on purpose."""
 
 
+class SettingsError(CiteqaIndexError):
+    """A `CITEQA_*` environment variable has a value that cannot be used."""
+
+
 class IndexNotBuiltError(CiteqaIndexError):
     """There is no index where the settings point."""
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -20,8 +20,9 @@ from index.errors import CiteqaIndexError, IndexMismatchError, IndexNotBuiltErro
 from index.offline import enforce_offline
 
 if TYPE_CHECKING:
+    from chromadb import Where
     from chromadb.api import ClientAPI
-    from chromadb.api.models.Collection import Collection
+    from chromadb.api.models.Collection import Collection as ChromaCollection
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class IndexStats:
 class Store:
     """One Chroma collection of chunks, opened from a persistent directory."""
 
-    def __init__(self, client: ClientAPI, collection: Collection) -> None:
+    def __init__(self, client: ClientAPI, collection: ChromaCollection) -> None:
         self._client = client
         self._collection = collection
 
@@ -115,14 +116,22 @@ class Store:
     def count(self) -> int:
         return int(self._collection.count())
 
-    def query(self, vector: Sequence[float], k: int) -> list[ScoredChunk]:
-        """The `k` chunks closest to `vector`, closest first."""
+    def query(
+        self, vector: Sequence[float], k: int, exclude_articles: Collection[str] = ()
+    ) -> list[ScoredChunk]:
+        """The `k` chunks closest to `vector`, closest first, leaving out `exclude_articles`."""
         if k <= 0 or self.count() == 0:
             return []
+        where = (
+            cast("Where", {"article_id": {"$nin": sorted(exclude_articles)}})
+            if exclude_articles
+            else None
+        )
         try:
             result = self._collection.query(
                 query_embeddings=np.asarray([vector], dtype=np.float32),
                 n_results=k,
+                where=where,
                 include=["documents", "metadatas", "distances"],
             )
         except Exception as e:  # chromadb raises many unrelated types

@@ -34,7 +34,7 @@ __all__ = [
 def default_chain() -> QAChain:
     """The chain for `answer` and `stream`, built once from the environment's settings."""
     enforce_offline()
-    return build_chain(Settings())
+    return build_chain(Settings.from_env())
 
 
 def answer(question: str, history: History = ()) -> Answer:

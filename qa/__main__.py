@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from qa.config import Settings
 
     try:
-        settings = Settings()
+        settings = Settings.from_env()
         overrides = {"index_dir": args.index_dir, "llm_model": args.model}
         settings = settings.model_copy(update={k: v for k, v in overrides.items() if v})
         check_question(args.question, settings.max_question_chars)

@@ -7,7 +7,8 @@ and ends with the `Answer`. `build_chain` loads the heavy parts (embedder, index
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -21,7 +22,7 @@ from prompts import render_prompt
 from qa.citations import build_citations, clean_markers, format_byline
 from qa.config import Settings
 from qa.errors import GenerationError, QuestionError
-from qa.llm import open_chat_model
+from qa.llm import count_prompt_tokens, open_chat_model
 from qa.models import resolve_model_path
 from qa.retrieval import PassageRetriever
 from qa.types import NOT_COVERED, Answer, RetrievedChunk
@@ -41,26 +42,38 @@ class QAChain(Runnable[ChainInput, Answer]):
     def invoke(
         self, input: ChainInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Answer:
-        """Answer `input`: a question, or `{"question": ..., "history": [(q, a), ...]}`."""
+        """Answer `input`: a question, or a dict with `question` and optionally `history`
+        (`[(question, answer), ...]`) and `exclude_articles` (ids to leave out of retrieval)."""
         if isinstance(input, str):
-            question, history = input, ()
+            question, history, exclude = input, (), ()
         else:
-            question, history = str(input["question"]), tuple(input.get("history", ()))
-        for event in self.events(question, history):
+            question = str(input["question"])
+            history = tuple(input.get("history", ()))
+            exclude = tuple(input.get("exclude_articles", ()))
+        for event in self.events(question, history, exclude):
             if isinstance(event, Answer):
                 return event
         raise GenerationError("The model produced no answer.")  # pragma: no cover
 
-    def events(self, question: str, history: History = ()) -> Iterator[str | Answer]:
-        """Yield the answer's text pieces as the model writes them, then the complete `Answer`."""
+    def events(
+        self, question: str, history: History = (), exclude_articles: Collection[str] = ()
+    ) -> Iterator[str | Answer]:
+        """Yield the answer's text pieces as the model writes them, then the complete `Answer`.
+
+        `exclude_articles` leaves those articles out of retrieval, as if they were not indexed.
+        """
         started = time.perf_counter()
         question = check_question(question, self.settings.max_question_chars)
-        passages = self.retriever.search(question, self.settings.top_k)
+        passages, timings = self.retriever.timed_search(
+            question, self.settings.top_k, exclude_articles
+        )
         if not passages or passages[0].score < self.settings.min_relevance:
             yield NOT_COVERED
-            yield not_covered_answer(question, passages, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            yield not_covered_answer(question, passages, elapsed, timings=timings)
             return
         messages = build_messages(question, passages, history, self.settings.history_turns)
+        generating = time.perf_counter()
         pieces: list[str] = []
         first: float | None = None
         try:
@@ -73,7 +86,11 @@ class QAChain(Runnable[ChainInput, Answer]):
                     yield piece
         except Exception as e:  # llama.cpp raises plain RuntimeError/ValueError
             raise GenerationError(f"The language model failed while answering: {e}") from e
-        yield finish_answer(question, "".join(pieces), passages, first, started)
+        timings["generate"] = time.perf_counter() - generating
+        answer = finish_answer(question, "".join(pieces), passages, first, started)
+        yield replace(
+            answer, timings=timings, prompt_tokens=count_prompt_tokens(self.llm, messages)
+        )
 
 
 def finish_answer(
@@ -104,6 +121,7 @@ def not_covered_answer(
     passages: Sequence[RetrievedChunk],
     elapsed: float,
     first: float | None = None,
+    timings: dict[str, float] | None = None,
 ) -> Answer:
     return Answer(
         question=question,
@@ -113,6 +131,7 @@ def not_covered_answer(
         covered=False,
         seconds_to_first_token=first,
         seconds_total=elapsed,
+        timings=timings or {},
     )
 
 
@@ -174,11 +193,17 @@ def build_messages(
     return messages
 
 
-def build_chain(settings: Settings) -> QAChain:
-    """Load the embedding model, open and check the index, and load the chat model."""
+def build_retriever(settings: Settings) -> PassageRetriever:
+    """Load the embedding model and open the index, refusing one built with other settings."""
     embedder = open_embedder(settings.embedding_model_path, settings.embed_batch_size)
     store = open_store(settings.index_dir, settings.collection)
     store.check(fingerprint_for(settings, embedder))
+    return PassageRetriever(embedder=embedder, store=store, k=settings.top_k)
+
+
+def build_chain(settings: Settings, retriever: PassageRetriever | None = None) -> QAChain:
+    """The retriever (built here unless given) and the chat model, loaded once."""
+    retriever = retriever or build_retriever(settings)
     llm = open_chat_model(
         resolve_model_path(settings.llm_model, settings.model_cache_dir),
         context_tokens=settings.llm_context_tokens,
@@ -186,6 +211,4 @@ def build_chain(settings: Settings) -> QAChain:
         max_tokens=settings.max_answer_tokens,
         temperature=settings.temperature,
     )
-    return QAChain(
-        PassageRetriever(embedder=embedder, store=store, k=settings.top_k), llm, settings
-    )
+    return QAChain(retriever, llm, settings)

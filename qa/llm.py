@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
 
 from qa.errors import ModelFileError
 
@@ -47,3 +49,13 @@ def open_chat_model(
             )
     except (ValueError, RuntimeError, OSError) as e:
         raise ModelFileError(f"Cannot load the language model {model_path}: {e}") from e
+
+
+def count_prompt_tokens(llm: BaseChatModel, messages: Sequence[BaseMessage]) -> int | None:
+    """Tokens of `messages` as a llama.cpp model reads them (chat markup not counted)."""
+    client = getattr(llm, "client", None)
+    tokenize = getattr(client, "tokenize", None)
+    if tokenize is None:
+        return None
+    text = "\n".join(str(m.content) for m in messages)
+    return len(tokenize(text.encode("utf-8"), add_bos=False))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Collection
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -23,10 +25,23 @@ class PassageRetriever(BaseRetriever):
     store: Store
     k: int = 4
 
-    def search(self, question: str, k: int | None = None) -> list[RetrievedChunk]:
-        """The best `k` passages for `question`, best first."""
-        found = self.store.query(self.embedder.embed_query(question), k or self.k)
-        return [RetrievedChunk(f.chunk, f.score, rank) for rank, f in enumerate(found, start=1)]
+    def search(
+        self, question: str, k: int | None = None, exclude_articles: Collection[str] = ()
+    ) -> list[RetrievedChunk]:
+        """The best `k` passages for `question`, best first, leaving out `exclude_articles`."""
+        return self.timed_search(question, k, exclude_articles)[0]
+
+    def timed_search(
+        self, question: str, k: int | None = None, exclude_articles: Collection[str] = ()
+    ) -> tuple[list[RetrievedChunk], dict[str, float]]:
+        """`search`, with the seconds spent in each stage (`embed`, `search`)."""
+        started = time.perf_counter()
+        vector = self.embedder.embed_query(question)
+        embedded = time.perf_counter()
+        found = self.store.query(vector, k or self.k, exclude_articles)
+        timings = {"embed": embedded - started, "search": time.perf_counter() - embedded}
+        hits = [RetrievedChunk(f.chunk, f.score, rank) for rank, f in enumerate(found, start=1)]
+        return hits, timings
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun

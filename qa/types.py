@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from index.chunking import Chunk
 
@@ -45,3 +46,6 @@ class Answer:
     covered: bool = True
     seconds_to_first_token: float | None = None
     seconds_total: float = 0.0
+    # Seconds per stage: "embed", "search", "generate" (the last only when the model ran).
+    timings: Mapping[str, float] = field(default_factory=dict)
+    prompt_tokens: int | None = None  # tokens sent to the model, when it was called

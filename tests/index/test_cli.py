@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,10 +10,11 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "index", *args],
         cwd=ROOT,
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=300,
@@ -56,3 +58,10 @@ def test_rebuild_from_missing_source_fails_clearly(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Error: No articles could be read" in result.stderr
     assert "no such file or folder" in result.stderr
+
+
+def test_invalid_setting_is_named(tmp_path: Path) -> None:
+    result = run_cli("--index-dir", str(tmp_path), "stats", CITEQA_CHUNK_TOKENS="9999")
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: Invalid setting: CITEQA_CHUNK_TOKENS:")
+    assert "Fix or unset it." in result.stderr

@@ -1,0 +1,1 @@
+"""Evaluation harness: measure retrieval and answers on question sets."""

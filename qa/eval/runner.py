@@ -1,0 +1,251 @@
+"""Running an evaluation: index the articles (cached by content), ask every question through the
+real `qa` code, and score retrieval, answers, abstention and latency."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from index.articles import Article, load_articles
+from index.build import fingerprint_for, index_articles
+from index.embeddings import Embedder
+from index.errors import CiteqaIndexError
+from index.store import open_store
+from qa.chain import QAChain
+from qa.citations import clean_markers
+from qa.config import Settings
+from qa.eval.data import EvalQuestion
+from qa.eval.metrics import (
+    RetrievedSpan,
+    answer_accuracy,
+    citation_precision,
+    exact_match,
+    mean,
+    passage_hit_at_k,
+    percentile,
+    recall_at_k,
+    reciprocal_rank,
+    token_f1,
+)
+from qa.retrieval import PassageRetriever
+from qa.types import Answer, RetrievedChunk
+
+log = logging.getLogger(__name__)
+
+RECALL_KS = (1, 3, 5, 10)
+SEARCH_DEPTH = 10
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class CorpusSpec:
+    """Which articles go into the evaluation index."""
+
+    articles: Path
+    distractors: Path | None = None
+    distractors_limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionResult:
+    """What happened to one question."""
+
+    question: EvalQuestion
+    hidden: bool  # its gold articles were left out of retrieval ("unanswerable")
+    retrieved: tuple[RetrievedChunk, ...]
+    timings: dict[str, float]
+    answer: Answer | None = None
+
+
+@dataclass
+class EvalRun:
+    """Everything measured in one run, ready to summarise."""
+
+    retriever: str
+    results: list[QuestionResult] = field(default_factory=list)
+
+
+def load_corpus(spec: CorpusSpec) -> list[Article]:
+    """The gold articles plus (the first `distractors_limit`) distractors, ids unique."""
+    articles = list(load_articles(spec.articles).articles)
+    if not articles:
+        raise CiteqaIndexError(f"No articles could be read from {spec.articles}.")
+    if spec.distractors is not None:
+        extra = list(load_articles(spec.distractors).articles)
+        articles.extend(extra[: spec.distractors_limit])
+    return articles
+
+
+def corpus_key(articles: Sequence[Article], settings: Settings, embedder: Embedder) -> str:
+    """A content hash of the articles and the index settings: the cache key of an eval index."""
+    digest = hashlib.sha256(repr(fingerprint_for(settings, embedder)).encode())
+    for article in articles:
+        digest.update(
+            "\x1f".join((article.id, article.title, article.text, article.source or "")).encode()
+        )
+        digest.update(b"\x1e")
+    return digest.hexdigest()[:16]
+
+
+def prepare_index(
+    articles: Sequence[Article],
+    settings: Settings,
+    embedder: Embedder,
+    cache_dir: Path,
+    progress: Progress | None = None,
+) -> Settings:
+    """Settings pointing at an index of `articles`, built with the real index code or reused."""
+    index_dir = cache_dir / corpus_key(articles, settings, embedder)
+    cached = settings.model_copy(update={"index_dir": index_dir})
+    try:
+        open_store(index_dir, settings.collection).check(fingerprint_for(settings, embedder))
+        log.info("reusing the evaluation index at %s", index_dir)
+        return cached
+    except CiteqaIndexError:
+        pass
+    index_articles(cached, embedder, articles, progress)
+    return cached
+
+
+def choose_hidden(questions: Sequence[EvalQuestion], share: float, seed: int) -> set[str]:
+    """Ids of the questions whose gold articles are hidden, a seeded random `share` of them."""
+    count = round(len(questions) * share)
+    return {q.id for q in random.Random(seed).sample(list(questions), count)}
+
+
+def run_questions(
+    retriever: PassageRetriever,
+    questions: Sequence[EvalQuestion],
+    hidden: set[str],
+    chain: QAChain | None = None,
+    progress: Progress | None = None,
+) -> EvalRun:
+    """Ask every question: retrieval always, the full chain when `chain` is given."""
+    run = EvalRun(retriever="dense")
+    for done, question in enumerate(questions, start=1):
+        exclude = set(question.article_ids) if question.id in hidden else set()
+        retrieved, timings = retriever.timed_search(question.question, SEARCH_DEPTH, exclude)
+        answer = None
+        if chain is not None:
+            answer = chain.invoke(
+                {"question": question.question, "exclude_articles": sorted(exclude)}
+            )
+            if "generate" in answer.timings:
+                timings["generate"] = answer.timings["generate"]
+        run.results.append(
+            QuestionResult(question, bool(exclude), tuple(retrieved), timings, answer)
+        )
+        if progress is not None:
+            progress(done, len(questions))
+    return run
+
+
+def retrieval_metrics(results: Sequence[QuestionResult]) -> dict[str, float | None]:
+    """Article recall@k, MRR@10 and passage hit@5 over the answerable questions."""
+    answerable = [r for r in results if not r.hidden]
+    ranked = [[h.chunk.article_id for h in r.retrieved] for r in answerable]
+    golds = [set(r.question.article_ids) for r in answerable]
+    metrics: dict[str, float | None] = {
+        f"recall@{k}": mean([recall_at_k(ids, g, k) for ids, g in zip(ranked, golds, strict=True)])
+        for k in RECALL_KS
+    }
+    metrics["mrr@10"] = mean(
+        [reciprocal_rank(ids, g, 10) for ids, g in zip(ranked, golds, strict=True)]
+    )
+    with_spans = [r for r in answerable if r.question.answer_spans]
+    metrics["passage_hit@5"] = mean(
+        [
+            passage_hit_at_k(
+                [
+                    RetrievedSpan(h.chunk.article_id, h.chunk.start, h.chunk.end)
+                    for h in r.retrieved
+                ],
+                r.question.answer_spans,
+                5,
+            )
+            for r in with_spans
+        ]
+    )
+    return metrics
+
+
+def gate_metrics(
+    results: Sequence[QuestionResult], min_relevance: float
+) -> dict[str, float | None]:
+    """How the relevance gate alone ("not covered" before the model) decides."""
+
+    def abstains(r: QuestionResult) -> float:
+        return float(not r.retrieved or r.retrieved[0].score < min_relevance)
+
+    return {
+        "gate_abstention": mean([abstains(r) for r in results if r.hidden]),
+        "gate_false_abstention": mean([abstains(r) for r in results if not r.hidden]),
+    }
+
+
+def answer_metrics(results: Sequence[QuestionResult]) -> dict[str, float | None]:
+    """Exact match, F1, answer accuracy, citation precision and abstention of the answers."""
+    answered = [r for r in results if r.answer is not None]
+    answerable = [r for r in answered if not r.hidden]
+    texts = {r.question.id: clean_markers(r.answer.text, set()) for r in answered if r.answer}
+    precisions = [
+        citation_precision(
+            [(c.article_id, c.passage, c.start, c.end) for c in r.answer.citations],
+            r.question.answers,
+            r.question.article_ids,
+            r.question.evidence_spans,
+        )
+        for r in answerable
+        if r.answer is not None
+    ]
+    return {
+        "exact_match": mean(
+            [exact_match(texts[r.question.id], r.question.answers) for r in answerable]
+        ),
+        "f1": mean([token_f1(texts[r.question.id], r.question.answers) for r in answerable]),
+        "answer_accuracy": mean(
+            [answer_accuracy(texts[r.question.id], r.question.answers) for r in answerable]
+        ),
+        "citation_precision": mean([p for p in precisions if p is not None]),
+        "answers_with_citations": mean(
+            [float(bool(r.answer.citations)) for r in answerable if r.answer is not None]
+        ),
+        "abstention": mean(
+            [float(not r.answer.covered) for r in answered if r.hidden and r.answer is not None]
+        ),
+        "false_abstention": mean(
+            [float(not r.answer.covered) for r in answerable if r.answer is not None]
+        ),
+    }
+
+
+def latency_metrics(results: Sequence[QuestionResult]) -> dict[str, Any]:
+    """p50/p95 milliseconds per stage, time to first token, and prompt tokens."""
+    stages: dict[str, dict[str, float]] = {}
+    for stage in ("embed", "search", "generate"):
+        values = [r.timings[stage] * 1000 for r in results if stage in r.timings]
+        if values:
+            stages[stage] = {"p50_ms": percentile(values, 50), "p95_ms": percentile(values, 95)}
+    first = [
+        r.answer.seconds_to_first_token
+        for r in results
+        if r.answer is not None and r.answer.seconds_to_first_token is not None
+    ]
+    tokens = [
+        float(r.answer.prompt_tokens)
+        for r in results
+        if r.answer is not None and r.answer.prompt_tokens is not None
+    ]
+    return {
+        "stages": stages,
+        "first_token_s": {"p50": percentile(first, 50), "p95": percentile(first, 95)}
+        if first
+        else None,
+        "prompt_tokens": {"mean": mean(tokens), "p50": percentile(tokens, 50)} if tokens else None,
+    }
