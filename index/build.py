@@ -8,10 +8,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from index.articles import Article, Rejection, load_articles
-from index.chunking import CHUNKER_VERSION, Chunk, chunk_article
+from index.chunking import CHUNKER_VERSION, Chunk, chunk_article, searchable_text
 from index.config import IndexSettings
 from index.embeddings import Embedder
 from index.errors import CiteqaIndexError
+from index.keyword import build_keyword_index, save_keyword_index
 from index.store import IndexFingerprint, Store, write_index
 
 # Called with (chunks embedded so far, total chunks).
@@ -36,6 +37,7 @@ def fingerprint_for(settings: IndexSettings, embedder: Embedder) -> IndexFingerp
         chunk_tokens=min(settings.chunk_tokens, embedder.max_tokens),
         chunk_overlap_tokens=settings.chunk_overlap_tokens,
         chunker_version=CHUNKER_VERSION,
+        embed_titles=settings.embed_titles,
     )
 
 
@@ -71,9 +73,11 @@ def index_articles(
     chunks: list[Chunk] = []
     seen: set[str] = set()
     for article in articles:
+        # With titles embedded, the title's word pieces come out of each chunk's budget.
+        title_tokens = embedder.count_tokens(article.title) + 1 if settings.embed_titles else 0
         for chunk in chunk_article(
             article,
-            max_tokens=fingerprint.chunk_tokens,
+            max_tokens=max(32, fingerprint.chunk_tokens - title_tokens),
             overlap_tokens=settings.chunk_overlap_tokens,
             count_tokens=embedder.count_tokens,
         ):
@@ -84,8 +88,10 @@ def index_articles(
         settings.index_dir,
         settings.collection,
         fingerprint,
-        embed_batches(embedder, chunks, settings.embed_batch_size, progress),
+        embed_batches(embedder, chunks, settings.embed_batch_size, settings.embed_titles, progress),
     )
+    keyword = build_keyword_index(chunks, settings.embed_titles)
+    save_keyword_index(keyword, settings.index_dir, settings.collection)
     report = IndexReport(
         articles_read=len(articles),
         rejected=(),
@@ -99,11 +105,12 @@ def embed_batches(
     embedder: Embedder,
     chunks: Sequence[Chunk],
     batch_size: int,
+    with_titles: bool = False,
     progress: ProgressCallback | None = None,
 ) -> Iterator[tuple[Sequence[Chunk], list[list[float]]]]:
     """Yield `(chunks, vectors)` batch by batch, reporting progress after each."""
     for begin in range(0, len(chunks), batch_size):
         batch = chunks[begin : begin + batch_size]
-        yield batch, embedder.embed_documents([c.text for c in batch])
+        yield batch, embedder.embed_documents([searchable_text(c, with_titles) for c in batch])
         if progress is not None:
             progress(begin + len(batch), len(chunks))

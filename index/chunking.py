@@ -76,6 +76,11 @@ def chunk_article(
     return chunks
 
 
+def searchable_text(chunk: Chunk, with_title: bool) -> str:
+    """What is embedded and keyword-indexed for a chunk: its text, after its title if asked."""
+    return f"{chunk.title}\n{chunk.text}" if with_title else chunk.text
+
+
 def locate_spans(text: str, pieces: list[str]) -> list[tuple[int, int]]:
     """The character span of each piece in `text`; pieces are in order and may overlap."""
     spans: list[tuple[int, int]] = []

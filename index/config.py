@@ -30,6 +30,9 @@ class IndexSettings(BaseSettings):
     chunk_overlap_tokens: int = Field(
         24, ge=0, le=128, description="Overlap between neighbouring chunks, in word pieces."
     )
+    embed_titles: bool = Field(
+        False, description="Embed and keyword-index each chunk with its article's title."
+    )
     embed_batch_size: int = Field(32, ge=1, le=512, description="Chunks embedded per batch.")
 
     @classmethod

@@ -39,14 +39,16 @@ class IndexFingerprint:
     chunk_tokens: int
     chunk_overlap_tokens: int
     chunker_version: str
+    embed_titles: bool = False
 
-    def to_metadata(self) -> dict[str, str | int]:
+    def to_metadata(self) -> dict[str, str | int | bool]:
         return {
             f"{_PREFIX}embedding_model": self.embedding_model,
             f"{_PREFIX}dimension": self.dimension,
             f"{_PREFIX}chunk_tokens": self.chunk_tokens,
             f"{_PREFIX}chunk_overlap_tokens": self.chunk_overlap_tokens,
             f"{_PREFIX}chunker_version": self.chunker_version,
+            f"{_PREFIX}embed_titles": int(self.embed_titles),
         }
 
     @classmethod
@@ -58,6 +60,7 @@ class IndexFingerprint:
                 chunk_tokens=int(meta[f"{_PREFIX}chunk_tokens"]),
                 chunk_overlap_tokens=int(meta[f"{_PREFIX}chunk_overlap_tokens"]),
                 chunker_version=str(meta[f"{_PREFIX}chunker_version"]),
+                embed_titles=bool(meta.get(f"{_PREFIX}embed_titles", 0)),
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -120,7 +123,7 @@ class Store:
         self, vector: Sequence[float], k: int, exclude_articles: Collection[str] = ()
     ) -> list[ScoredChunk]:
         """The `k` chunks closest to `vector`, closest first, leaving out `exclude_articles`."""
-        if k <= 0 or self.count() == 0:
+        if k <= 0:
             return []
         where = (
             cast("Where", {"article_id": {"$nin": sorted(exclude_articles)}})
@@ -144,6 +147,21 @@ class Store:
             ScoredChunk(chunk_from_record(i, d or "", dict(m or {})), 1.0 - float(dist))
             for i, d, m, dist in zip(ids, documents, metadatas, distances, strict=True)
         ]
+
+    def get(self, chunk_ids: Sequence[str]) -> dict[str, tuple[Chunk, list[float]]]:
+        """The chunks with these ids and their vectors (ids not in the index are left out)."""
+        if not chunk_ids:
+            return {}
+        found = self._collection.get(
+            ids=list(chunk_ids), include=["documents", "metadatas", "embeddings"]
+        )
+        documents = found["documents"] or []
+        metadatas = found["metadatas"] or []
+        vectors = found["embeddings"] if found["embeddings"] is not None else []
+        return {
+            i: (chunk_from_record(i, d or "", dict(m or {})), [float(x) for x in v])
+            for i, d, m, v in zip(found["ids"], documents, metadatas, vectors, strict=True)
+        }
 
     def stats(self) -> IndexStats:
         records = self._collection.get(include=["metadatas"])

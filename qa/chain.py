@@ -17,6 +17,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from index.build import fingerprint_for
 from index.embeddings import open_embedder
+from index.keyword import open_keyword_index
 from index.store import open_store
 from prompts import render_prompt
 from qa.citations import build_citations, clean_markers, format_byline
@@ -67,7 +68,7 @@ class QAChain(Runnable[ChainInput, Answer]):
         passages, timings = self.retriever.timed_search(
             question, self.settings.top_k, exclude_articles
         )
-        if not passages or passages[0].score < self.settings.min_relevance:
+        if not covers(passages, self.settings.min_relevance):
             yield NOT_COVERED
             elapsed = time.perf_counter() - started
             yield not_covered_answer(question, passages, elapsed, timings=timings)
@@ -135,6 +136,11 @@ def not_covered_answer(
     )
 
 
+def covers(passages: Sequence[RetrievedChunk], min_relevance: float) -> bool:
+    """The relevance gate: some passage is similar enough to the question to try answering."""
+    return bool(passages) and max(p.similarity for p in passages) >= min_relevance
+
+
 def check_question(question: str, max_chars: int) -> str:
     """The question, stripped; `QuestionError` with a friendly message if it cannot be asked."""
     stripped = " ".join(question.split())
@@ -198,7 +204,17 @@ def build_retriever(settings: Settings) -> PassageRetriever:
     embedder = open_embedder(settings.embedding_model_path, settings.embed_batch_size)
     store = open_store(settings.index_dir, settings.collection)
     store.check(fingerprint_for(settings, embedder))
-    return PassageRetriever(embedder=embedder, store=store, k=settings.top_k)
+    keyword = None
+    if settings.retriever != "dense":
+        keyword = open_keyword_index(settings.index_dir, settings.collection, store.count())
+    return PassageRetriever(
+        embedder=embedder,
+        store=store,
+        keyword=keyword,
+        mode=settings.retriever,
+        k=settings.top_k,
+        max_per_article=settings.max_passages_per_article,
+    )
 
 
 def build_chain(settings: Settings, retriever: PassageRetriever | None = None) -> QAChain:

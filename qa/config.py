@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
 from index.config import IndexSettings
+
+RetrieverMode = Literal["dense", "bm25", "hybrid"]
+RETRIEVER_MODES: tuple[RetrieverMode, ...] = ("dense", "bm25", "hybrid")
 
 
 def _default_threads() -> int:
@@ -17,7 +21,19 @@ def _default_threads() -> int:
 class Settings(IndexSettings):
     """Everything citeqa can be told: the index settings plus retrieval, model and server."""
 
+    retriever: RetrieverMode = Field(
+        "hybrid",
+        description="How passages are found: `dense` (embeddings), `bm25` (keywords) or "
+        "`hybrid` (both, fused by reciprocal rank).",
+    )
     top_k: int = Field(4, ge=1, le=20, description="Passages retrieved and shown to the model.")
+    max_passages_per_article: int = Field(
+        0,
+        ge=0,
+        le=20,
+        description="At most this many passages from one article (0: no limit); more articles "
+        "get a chance.",
+    )
     min_relevance: float = Field(
         0.35,
         ge=-1.0,

@@ -1,19 +1,29 @@
-"""Retrieval: from a question to ranked passages of the index (dense search for now)."""
+"""Retrieval: from a question to ranked passages, by meaning (dense), by keywords (BM25), or by
+both fused with reciprocal rank fusion (hybrid)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
+import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
+from index.chunking import Chunk
 from index.embeddings import Embedder
+from index.keyword import KeywordIndex
 from index.store import Store
+from qa.config import RetrieverMode
 from qa.types import RetrievedChunk
+
+# A retrieved chunk before ranking: (chunk, score the retriever ranks by, cosine similarity).
+Candidate = tuple[Chunk, float, float]
+RRF_K = 60  # the usual constant of reciprocal rank fusion
+FUSION_DEPTH = 20  # candidates taken from each list before fusing
 
 
 class PassageRetriever(BaseRetriever):
@@ -23,7 +33,10 @@ class PassageRetriever(BaseRetriever):
 
     embedder: Embedder
     store: Store
+    keyword: KeywordIndex | None = None
+    mode: RetrieverMode = "dense"
     k: int = 4
+    max_per_article: int = 0  # 0: no limit
 
     def search(
         self, question: str, k: int | None = None, exclude_articles: Collection[str] = ()
@@ -35,13 +48,55 @@ class PassageRetriever(BaseRetriever):
         self, question: str, k: int | None = None, exclude_articles: Collection[str] = ()
     ) -> tuple[list[RetrievedChunk], dict[str, float]]:
         """`search`, with the seconds spent in each stage (`embed`, `search`)."""
+        k = k or self.k
         started = time.perf_counter()
         vector = self.embedder.embed_query(question)
         embedded = time.perf_counter()
-        found = self.store.query(vector, k or self.k, exclude_articles)
+        # With a per-article limit, look deeper so that k passages remain after it.
+        depth = max(FUSION_DEPTH, k) if self.max_per_article else k
+        if self.mode == "dense":
+            found = self.store.query(vector, depth, exclude_articles)
+            candidates = [(f.chunk, f.score, f.score) for f in found]
+        else:
+            candidates = self._keyword_or_hybrid(question, vector, depth, exclude_articles)
+        kept = limit_per_article(candidates, self.max_per_article, k)
+        hits = [
+            RetrievedChunk(chunk, score, rank, similarity)
+            for rank, (chunk, score, similarity) in enumerate(kept, start=1)
+        ]
         timings = {"embed": embedded - started, "search": time.perf_counter() - embedded}
-        hits = [RetrievedChunk(f.chunk, f.score, rank) for rank, f in enumerate(found, start=1)]
         return hits, timings
+
+    def _keyword_or_hybrid(
+        self, question: str, vector: Sequence[float], k: int, exclude: Collection[str]
+    ) -> list[Candidate]:
+        """The best `k` candidates by keywords or by fusion, with their cosine similarity."""
+        if self.keyword is None:
+            raise ValueError(f"The {self.mode!r} retriever needs the keyword index.")
+        depth = max(FUSION_DEPTH, k)
+        keyword_ids = [h.chunk_id for h in self.keyword.search(question, depth, exclude)]
+        if self.mode == "bm25":
+            ranked = [(chunk_id, 1.0 / rank) for rank, chunk_id in enumerate(keyword_ids, 1)]
+            dense_hits = {}
+        else:
+            dense = self.store.query(vector, depth, exclude)
+            dense_hits = {d.chunk.id: (d.chunk, d.score) for d in dense}
+            ranked = fuse_rankings([[d.chunk.id for d in dense], keyword_ids])
+        top = ranked[:k]
+        missing = [chunk_id for chunk_id, _ in top if chunk_id not in dense_hits]
+        fetched = self.store.get(missing)
+        query = np.asarray(vector, dtype=np.float32)
+        candidates: list[Candidate] = []
+        for chunk_id, score in top:
+            if chunk_id in dense_hits:
+                chunk, similarity = dense_hits[chunk_id]
+            elif chunk_id in fetched:
+                chunk, chunk_vector = fetched[chunk_id]
+                similarity = float(np.dot(query, np.asarray(chunk_vector, dtype=np.float32)))
+            else:  # the keyword index knows a chunk the vector index lost
+                continue
+            candidates.append((chunk, score, similarity))
+        return candidates
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
@@ -49,9 +104,33 @@ class PassageRetriever(BaseRetriever):
         return [to_document(hit) for hit in self.search(query)]
 
 
+def limit_per_article(candidates: Sequence[Candidate], limit: int, k: int) -> list[Candidate]:
+    """The first `k` candidates, taking at most `limit` from one article (0: no limit)."""
+    kept: list[Candidate] = []
+    per_article: dict[str, int] = {}
+    for candidate in candidates:
+        article = candidate[0].article_id
+        if limit and per_article.get(article, 0) >= limit:
+            continue
+        per_article[article] = per_article.get(article, 0) + 1
+        kept.append(candidate)
+        if len(kept) == k:
+            break
+    return kept
+
+
+def fuse_rankings(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion: ids by the sum of 1 / (k + rank) over the rankings, best first."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
 def to_document(hit: RetrievedChunk) -> Document:
     """A LangChain `Document` for a retrieved passage, with its provenance in the metadata."""
-    chunk = hit.chunk
+    chunk: Chunk = hit.chunk
     metadata: dict[str, Any] = {
         "chunk_id": chunk.id,
         "article_id": chunk.article_id,
@@ -62,6 +141,7 @@ def to_document(hit: RetrievedChunk) -> Document:
         "start": chunk.start,
         "end": chunk.end,
         "score": hit.score,
+        "similarity": hit.similarity,
         "rank": hit.rank,
     }
     return Document(page_content=chunk.text, metadata=metadata, id=chunk.id)

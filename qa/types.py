@@ -12,11 +12,13 @@ NOT_COVERED = "The articles don't cover this."
 
 @dataclass(frozen=True, slots=True)
 class RetrievedChunk:
-    """A passage found for a question: `rank` 1 is the best, `score` its cosine similarity."""
+    """A passage found for a question: `rank` 1 is the best. `score` is what the retriever ranked
+    by; `similarity` is the passage's cosine similarity to the question, whatever the retriever."""
 
     chunk: Chunk
     score: float
     rank: int
+    similarity: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,7 @@ def test_empty_question_is_a_readable_error(client: Client) -> None:
 
 def passage(text: str, url: str | None) -> RetrievedChunk:
     chunk = Chunk("c", "a", 0, text, 0, len(text), "<b>Title</b>", "Outlet", url, "2024-03-19")
-    return RetrievedChunk(chunk, 0.9, 1)
+    return RetrievedChunk(chunk, 0.9, 1, 0.9)
 
 
 def test_sources_show_title_outlet_date_link_and_escaped_passage() -> None:

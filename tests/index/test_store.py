@@ -82,3 +82,16 @@ def test_failed_rebuild_leaves_the_old_index_answering(
     assert reopened.count() == before
     hits = reopened.query(embedder.embed_query("Who is Wang Lei?"), 1)
     assert hits[0].chunk.title == XINHUA_TITLE
+
+
+def test_titles_embedded_with_chunks_are_part_of_the_fingerprint(
+    tmp_path: Path, corpus_dir: Path, embedder: Embedder
+) -> None:
+    settings = IndexSettings(index_dir=tmp_path / "idx", embed_titles=True)
+    store, _ = rebuild_index(settings, embedder, corpus_dir)
+    assert store.fingerprint.embed_titles
+    tokenizer_limit = settings.chunk_tokens
+    for hit in store.query(embedder.embed_query("Wang Lei"), 5):
+        assert embedder.count_tokens(f"{hit.chunk.title}\n{hit.chunk.text}") <= tokenizer_limit
+    with pytest.raises(IndexMismatchError, match="embed_titles True"):
+        store.check(fingerprint_for(IndexSettings(index_dir=settings.index_dir), embedder))

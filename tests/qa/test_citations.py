@@ -22,7 +22,7 @@ def passage(n: int) -> RetrievedChunk:
         url=f"https://example.org/{n}" if n == 1 else None,
         published="2024-01-0" + str(n),
     )
-    return RetrievedChunk(chunk, score=1.0 - n / 10, rank=n)
+    return RetrievedChunk(chunk, score=1.0 - n / 10, rank=n, similarity=1.0 - n / 10)
 
 
 @pytest.mark.parametrize(

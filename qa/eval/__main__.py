@@ -1,0 +1,193 @@
+"""`python -m qa.eval`: measure retrieval (and answers) on a question set with the real pipeline.
+
+python -m qa.eval --articles A.jsonl --questions Q.jsonl [--distractors D.jsonl]
+    [--limit N] [--retriever dense,bm25,hybrid] [--answers | --no-answers]
+    [--unanswerable 0.2] [--report DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from index.embeddings import open_embedder
+from index.offline import enforce_offline
+from qa.chain import build_chain, build_retriever
+from qa.config import RETRIEVER_MODES, RetrieverMode, Settings
+from qa.errors import USER_ERRORS
+from qa.eval.data import load_questions
+from qa.eval.report import format_answers, format_table, write_report
+from qa.eval.runner import (
+    CorpusSpec,
+    EvalRun,
+    answer_metrics,
+    choose_hidden,
+    gate_metrics,
+    latency_metrics,
+    load_corpus,
+    prepare_index,
+    retrieval_metrics,
+    run_questions,
+)
+
+
+def parse_retrievers(text: str) -> list[RetrieverMode]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    for mode in modes:
+        if mode not in RETRIEVER_MODES:
+            raise argparse.ArgumentTypeError(
+                f"unknown retriever {mode!r}; choose from {', '.join(RETRIEVER_MODES)}"
+            )
+    return modes  # type: ignore[return-value]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m qa.eval", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--articles", type=Path, required=True, help="gold articles (.jsonl)")
+    parser.add_argument("--questions", type=Path, required=True, help="questions (.jsonl)")
+    parser.add_argument("--distractors", type=Path, help="extra articles no question is about")
+    parser.add_argument("--distractors-limit", type=int, help="index only the first N distractors")
+    parser.add_argument("--limit", type=int, help="ask only the first N questions")
+    parser.add_argument(
+        "--retriever",
+        type=parse_retrievers,
+        default=None,
+        help="comma-separated: dense, bm25, hybrid (default: CITEQA_RETRIEVER); answers use the "
+        "first",
+    )
+    parser.add_argument(
+        "--answers",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also generate answers with the language model (slow on a CPU)",
+    )
+    parser.add_argument(
+        "--unanswerable",
+        type=float,
+        default=0.0,
+        help="share of questions whose gold articles are hidden (they should get 'not covered')",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed for the unanswerable sample")
+    parser.add_argument("--report", type=Path, help="directory for report.json and the plots")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(".citeqa-eval"),
+        help="where evaluation indexes are kept, keyed by content (default .citeqa-eval)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+@contextmanager
+def progress_bar(description: str, quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    from tqdm import tqdm
+
+    with tqdm(total=0, desc=description, disable=quiet, file=sys.stderr) as bar:
+
+        def update(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield update
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    enforce_offline()
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return evaluate(args)
+    except USER_ERRORS as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nError: interrupted.", file=sys.stderr)
+        return 1
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    modes: list[RetrieverMode] = args.retriever or [settings.retriever]
+    started = time.perf_counter()
+    embedder = open_embedder(settings.embedding_model_path, settings.embed_batch_size)
+    spec = CorpusSpec(args.articles, args.distractors, args.distractors_limit)
+    articles = load_corpus(spec)
+    questions = load_questions(args.questions, args.limit)
+    with progress_bar("Indexing", args.quiet) as progress:
+        settings = prepare_index(articles, settings, embedder, args.cache_dir, progress)
+    index_seconds = time.perf_counter() - started
+    # Open the keyword index too, whatever retriever comes first, so all modes share one load.
+    base = build_retriever(settings.model_copy(update={"retriever": "hybrid"}))
+    hidden = choose_hidden(questions, args.unanswerable, args.seed)
+    chain = None
+    if args.answers:
+        chain = build_chain(
+            settings.model_copy(update={"retriever": modes[0]}),
+            base.model_copy(update={"mode": modes[0]}),
+        )
+    runs: list[EvalRun] = []
+    per_retriever: dict[str, dict[str, Any]] = {}
+    answers: dict[str, Any] | None = None
+    for position, mode in enumerate(modes):
+        retriever = base.model_copy(update={"mode": mode})
+        with progress_bar(f"Questions ({mode})", args.quiet) as progress:
+            run = run_questions(
+                retriever, questions, hidden, chain if position == 0 else None, progress
+            )
+        runs.append(run)
+        per_retriever[mode] = {
+            "retrieval": {
+                **retrieval_metrics(run.results),
+                **gate_metrics(run.results, settings.min_relevance, settings.top_k),
+            },
+            "latency": latency_metrics(run.results),
+        }
+        if position == 0 and chain is not None:
+            answers = answer_metrics(run.results)
+    report: dict[str, Any] = {
+        "articles": str(args.articles),
+        "questions": str(args.questions),
+        "distractors": str(args.distractors) if args.distractors else None,
+        "indexed_articles": len(articles),
+        "question_count": len(questions),
+        "unanswerable_count": len(hidden),
+        "index_dir": str(settings.index_dir),
+        "index_seconds": round(index_seconds, 1),
+        "settings": {
+            "chunk_tokens": settings.chunk_tokens,
+            "chunk_overlap_tokens": settings.chunk_overlap_tokens,
+            "top_k": settings.top_k,
+            "min_relevance": settings.min_relevance,
+            "llm_model": settings.llm_model if chain else None,
+        },
+        "retrievers": per_retriever,
+        "answers": answers,
+    }
+    print(
+        f"{len(questions)} questions ({len(hidden)} with their articles hidden), "
+        f"{len(articles)} articles indexed"
+    )
+    print(format_table(per_retriever))
+    if answers is not None:
+        print(f"\nAnswers ({modes[0]} retrieval, {settings.llm_model}):")
+        print(format_answers(answers))
+        latency = per_retriever[modes[0]]["latency"]
+        print(f"{'first token s':>24}: {latency['first_token_s']}")
+        print(f"{'prompt tokens':>24}: {latency['prompt_tokens']}")
+    if args.report is not None:
+        for path in write_report(report, runs, args.report):
+            print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,93 @@
+"""The evaluation harness end to end on a small fixture, with the real index and chain code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qa.eval.__main__ import main
+from qa.eval.data import EvalDataError, load_questions
+from qa.eval.runner import choose_hidden
+from tests.conftest import ROOT, SAMPLE_ARTICLES
+
+QUESTIONS = ROOT / "tests" / "fixtures" / "squad-sample-questions.jsonl"
+ARTICLES = SAMPLE_ARTICLES / "squad-sample.jsonl"
+
+
+def test_retrieval_report_on_the_fixture(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report_dir = tmp_path / "report"
+    args = ["--articles", str(ARTICLES), "--questions", str(QUESTIONS)]
+    args += ["--retriever", "dense,bm25,hybrid", "--unanswerable", "0.2", "--quiet"]
+    args += ["--cache-dir", str(tmp_path / "cache"), "--report", str(report_dir)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "10 questions (2 with their articles hidden), 10 articles indexed" in out
+    assert out.splitlines()[1].split()[:3] == ["retriever", "R@1", "R@5"]
+    report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
+    assert set(report["retrievers"]) == {"dense", "bm25", "hybrid"}
+    for metrics in report["retrievers"].values():
+        retrieval = metrics["retrieval"]
+        assert 0.0 <= retrieval["recall@1"] <= retrieval["recall@5"] <= retrieval["recall@10"]
+        assert retrieval["recall@10"] >= 0.75  # questions written while reading the article
+        assert retrieval["passage_hit@5"] is not None
+        assert set(metrics["latency"]["stages"]) == {"embed", "search"}
+        assert (
+            metrics["latency"]["retrieval"]["p95_ms"] >= metrics["latency"]["retrieval"]["p50_ms"]
+        )
+        assert "retrieval_filtered" in metrics["latency"]
+    assert report["answers"] is None
+    assert (report_dir / "recall_at_k.png").stat().st_size > 1000
+    assert (report_dir / "latency.png").stat().st_size > 1000
+
+    # The index is keyed by content: a second run reuses it.
+    assert main([*args[:-2], "--report", str(tmp_path / "again")]) == 0
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+
+
+def test_answers_and_abstention_with_the_small_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CITEQA_LLM_MODEL", "smollm2-135m")
+    monkeypatch.setenv("CITEQA_MAX_ANSWER_TOKENS", "48")
+    args = ["--articles", str(ARTICLES), "--questions", str(QUESTIONS), "--limit", "4"]
+    args += ["--answers", "--unanswerable", "0.5", "--quiet", "--retriever", "hybrid"]
+    args += ["--cache-dir", str(tmp_path / "cache"), "--report", str(tmp_path / "r")]
+    assert main(args) == 0
+    answers = json.loads((tmp_path / "r" / "report.json").read_text(encoding="utf-8"))["answers"]
+    for key in ("exact_match", "f1", "answer_accuracy", "abstention", "false_abstention"):
+        assert answers[key] is None or 0.0 <= answers[key] <= 1.0
+    assert answers["abstention"] is not None
+    assert "Answers (hybrid retrieval, smollm2-135m):" in capsys.readouterr().out
+
+
+def test_unknown_retriever_and_bad_files_are_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--articles", str(ARTICLES), "--questions", str(QUESTIONS), "--retriever", "magic"])
+    assert "unknown retriever 'magic'" in capsys.readouterr().err
+    bad = tmp_path / "q.jsonl"
+    bad.write_text('{"id": "x"}\n', encoding="utf-8")
+    assert main(["--articles", str(ARTICLES), "--questions", str(bad), "--quiet"]) == 1
+    assert "not a question record" in capsys.readouterr().err
+
+
+def test_load_questions_reads_spans_and_limits() -> None:
+    questions = load_questions(QUESTIONS, limit=3)
+    assert len(questions) == 3
+    assert questions[0].answer_spans
+    assert questions[0].answer_spans[0].article_id == questions[0].article_ids[0]
+    with pytest.raises(EvalDataError, match="Cannot read"):
+        load_questions(Path("/nonexistent.jsonl"))
+
+
+def test_hidden_sample_is_seeded() -> None:
+    questions = load_questions(QUESTIONS)
+    first = choose_hidden(questions, 0.3, seed=1)
+    assert len(first) == 3
+    assert first == choose_hidden(questions, 0.3, seed=1)
+    assert choose_hidden(questions, 0.0, seed=1) == set()
