@@ -16,7 +16,7 @@ _PUNCTUATION = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RetrievedSpan:
     """A retrieved chunk: the article it came from and its range `[start, end)` in that article."""
 
@@ -25,7 +25,7 @@ class RetrievedSpan:
     end: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GoldSpan:
     """A gold span (answer or evidence): its article and its range `[start, end)` in it."""
 
