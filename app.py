@@ -15,7 +15,7 @@ from typing import Any
 
 import gradio as gr
 
-from qa import Answer, Citation, QAChain, Settings, build_chain
+from qa import Answer, Citation, QAChain, Settings, build_chain, enforce_offline
 from qa.citations import format_byline
 from qa.errors import USER_ERRORS
 
@@ -136,8 +136,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Load the chain from `CITEQA_*` settings and serve the chat until interrupted."""
-    from qa import enforce_offline
-
     enforce_offline()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -62,18 +62,12 @@ def index_exists(settings: IndexSettings) -> bool:
 
 
 def run_rebuild(settings: IndexSettings, source: Path, *, quiet: bool) -> int:
-    from tqdm import tqdm
-
     from index.build import rebuild_index
     from index.embeddings import open_embedder
+    from index.progress import progress_bar
 
     embedder = open_embedder(settings.embedding_model_path, settings.embed_batch_size)
-    with tqdm(total=0, unit="chunk", desc="Embedding", disable=quiet) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with progress_bar("Embedding", unit="chunk", quiet=quiet) as progress:
         _, report = rebuild_index(settings, embedder, source, progress)
     print(f"Articles read:    {report.articles_read}")
     print(f"Articles rejected: {len(report.rejected)}")

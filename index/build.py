@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -13,10 +13,8 @@ from index.config import IndexSettings
 from index.embeddings import Embedder
 from index.errors import CiteqaIndexError
 from index.keyword import build_keyword_index, save_keyword_index
+from index.progress import ProgressCallback
 from index.store import IndexFingerprint, Store, write_index
-
-# Called with (chunks embedded so far, total chunks).
-ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,15 @@ import shutil
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from index.chunking import Chunk, searchable_text
 from index.errors import IndexMismatchError
+
+if TYPE_CHECKING:
+    from bm25s import BM25
 
 STOPWORDS = "en"
 
@@ -33,11 +37,14 @@ class KeywordHit:
 class KeywordIndex:
     """BM25 over chunk texts; `search` returns chunk ids, best first."""
 
-    def __init__(self, model: object, chunk_ids: list[str], article_ids: list[str]) -> None:
+    def __init__(self, model: BM25, chunk_ids: list[str], article_ids: list[str]) -> None:
         self._model = model
         self.chunk_ids = chunk_ids
         self.article_ids = article_ids
         self._articles = np.asarray(article_ids)
+
+    def save_model(self, directory: Path) -> None:
+        self._model.save(str(directory), show_progress=False)
 
     def __len__(self) -> int:
         return len(self.chunk_ids)
@@ -46,16 +53,13 @@ class KeywordIndex:
         self, query: str, k: int, exclude_articles: Collection[str] = ()
     ) -> list[KeywordHit]:
         """The best `k` chunks for `query` with a score above zero, leaving out some articles."""
-        import bm25s
-
-        vocab: dict[str, int] = getattr(self._model, "vocab_dict", {})
+        vocab: dict[str, int] = self._model.vocab_dict
         tokens = [t for t in tokenize([query])[0] if t in vocab]
         if not tokens or k <= 0 or not self.chunk_ids:
             return []
         mask = None
         if exclude_articles:
             mask = (~np.isin(self._articles, list(exclude_articles))).astype(np.float32)
-        assert isinstance(self._model, bm25s.BM25)
         documents, scores = self._model.retrieve(
             [tokens], k=min(k, len(self.chunk_ids)), show_progress=False, weight_mask=mask
         )
@@ -95,7 +99,7 @@ def save_keyword_index(keyword: KeywordIndex, index_dir: Path, collection: str) 
     old = target.with_name(f"{collection}-old")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    keyword._model.save(str(staging), show_progress=False)  # type: ignore[attr-defined]
+    keyword.save_model(staging)
     (staging / "chunks.json").write_text(
         json.dumps({"chunk_ids": keyword.chunk_ids, "article_ids": keyword.article_ids}),
         encoding="utf-8",

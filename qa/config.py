@@ -52,7 +52,7 @@ class Settings(IndexSettings):
         description="`qwen2.5-coder-1.5b` (default), `smollm2-135m`, or the path of a .gguf file.",
     )
     model_cache_dir: Path = Field(
-        Path.home() / ".cache" / "citeqa" / "models",
+        default_factory=lambda: Path.home() / ".cache" / "citeqa" / "models",
         description="Where the default model is assembled and verified once.",
     )
     llm_threads: int = Field(

@@ -11,13 +11,13 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from index.embeddings import open_embedder
 from index.offline import enforce_offline
+from index.progress import progress_bar
 from qa.chain import build_chain, build_retriever
 from qa.config import RETRIEVER_MODES, RetrieverMode, Settings
 from qa.errors import USER_ERRORS
@@ -87,19 +87,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextmanager
-def progress_bar(description: str, quiet: bool) -> Iterator[Callable[[int, int], None]]:
-    from tqdm import tqdm
-
-    with tqdm(total=0, desc=description, disable=quiet, file=sys.stderr) as bar:
-
-        def update(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-        yield update
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     enforce_offline()
     args = build_parser().parse_args(argv)
@@ -122,7 +109,7 @@ def evaluate(args: argparse.Namespace) -> int:
     spec = CorpusSpec(args.articles, args.distractors, args.distractors_limit)
     articles = load_corpus(spec)
     questions = load_questions(args.questions, args.limit)
-    with progress_bar("Indexing", args.quiet) as progress:
+    with progress_bar("Indexing", unit="chunk", quiet=args.quiet) as progress:
         settings = prepare_index(articles, settings, embedder, args.cache_dir, progress)
     index_seconds = time.perf_counter() - started
     # Open the keyword index too, whatever retriever comes first, so all modes share one load.
@@ -139,7 +126,7 @@ def evaluate(args: argparse.Namespace) -> int:
     answers: dict[str, Any] | None = None
     for position, mode in enumerate(modes):
         retriever = base.model_copy(update={"mode": mode})
-        with progress_bar(f"Questions ({mode})", args.quiet) as progress:
+        with progress_bar(f"Questions ({mode})", unit="question", quiet=args.quiet) as progress:
             run = run_questions(
                 retriever, questions, hidden, chain if position == 0 else None, progress
             )

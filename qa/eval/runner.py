@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from index.articles import Article, load_articles
 from index.build import fingerprint_for, index_articles
 from index.embeddings import Embedder
 from index.errors import CiteqaIndexError
+from index.progress import ProgressCallback
 from index.store import open_store
 from qa.chain import QAChain, covers
 from qa.citations import clean_markers
@@ -39,8 +40,6 @@ log = logging.getLogger(__name__)
 
 RECALL_KS = (1, 3, 5, 10)
 SEARCH_DEPTH = 10
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +97,7 @@ def prepare_index(
     settings: Settings,
     embedder: Embedder,
     cache_dir: Path,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Settings:
     """Settings pointing at an index of `articles`, built with the real index code or reused."""
     index_dir = cache_dir / corpus_key(articles, settings, embedder)
@@ -124,12 +123,14 @@ def run_questions(
     questions: Sequence[EvalQuestion],
     hidden: set[str],
     chain: QAChain | None = None,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> EvalRun:
     """Ask every question: retrieval always, the full chain when `chain` is given."""
     run = EvalRun(retriever=retriever.mode)
     for done, question in enumerate(questions, start=1):
         exclude = set(question.article_ids) if question.id in hidden else set()
+        # Retrieval metrics need the top 10; the chain retrieves its own top_k again (a few ms
+        # beside seconds of generation) so that the answer path is exactly the product's.
         retrieved, timings = retriever.timed_search(question.question, SEARCH_DEPTH, exclude)
         answer = None
         if chain is not None:
