@@ -1,4 +1,4 @@
-"""`python -m index rebuild|stats`: build the article index and show what is in it."""
+"""`python -m index rebuild|sync|stats`: build the article index, keep it in step, show it."""
 
 from __future__ import annotations
 
@@ -6,22 +6,37 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from index.config import IndexSettings
 from index.errors import CiteqaIndexError
 from index.offline import enforce_offline
+
+if TYPE_CHECKING:
+    from index.build import IndexReport
+    from index.progress import ProgressCallback
+
+SOURCE_HELP = (
+    "a file, folder or http(s) URL of articles or a feed; repeat for several "
+    "(default: CITEQA_ARTICLES_DIR)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m index", description=__doc__)
     parser.add_argument("--index-dir", type=Path, help="index directory (CITEQA_INDEX_DIR)")
     commands = parser.add_subparsers(dest="command", required=True)
-    rebuild = commands.add_parser("rebuild", help="build the index anew from a folder or file")
-    rebuild.add_argument(
-        "--source", type=Path, help="folder or file of articles (default: CITEQA_ARTICLES_DIR)"
+    rebuild = commands.add_parser(
+        "rebuild", help="embed every article into a new index, then switch to it"
     )
-    rebuild.add_argument("--quiet", action="store_true", help="no progress bar")
+    sync = commands.add_parser(
+        "sync", help="embed new and changed articles, drop removed ones, keep the rest"
+    )
+    for command in (rebuild, sync):
+        command.add_argument("--source", action="append", metavar="SOURCE", help=SOURCE_HELP)
+        command.add_argument("--quiet", action="store_true", help="no progress bars")
     rebuild.add_argument(
         "--if-missing", action="store_true", help="do nothing when an index already exists"
     )
@@ -37,12 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = IndexSettings.from_env()
         if args.index_dir is not None:
             settings = settings.model_copy(update={"index_dir": args.index_dir})
-        if args.command == "rebuild":
-            if args.if_missing and index_exists(settings):
-                print(f"Index at {settings.index_dir} already exists; not rebuilding.")
-                return 0
-            return run_rebuild(settings, args.source or settings.articles_dir, quiet=args.quiet)
-        return run_stats(settings)
+        if args.command == "stats":
+            return run_stats(settings)
+        if args.command == "rebuild" and args.if_missing and index_exists(settings):
+            print(f"Index at {settings.index_dir} already exists; not rebuilding.")
+            return 0
+        sources: list[str | Path] = list(args.source or [settings.articles_dir])
+        return run_update(settings, args.command, sources, quiet=args.quiet)
     except CiteqaIndexError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 1
@@ -55,36 +71,90 @@ def index_exists(settings: IndexSettings) -> bool:
     from index.store import open_store
 
     try:
-        open_store(settings.index_dir, settings.collection)
+        open_store(settings.index_dir, settings.collection, settings.chroma_url).close()
     except CiteqaIndexError:
         return False
     return True
 
 
-def run_rebuild(settings: IndexSettings, source: Path, *, quiet: bool) -> int:
-    from index.build import rebuild_index
-    from index.embeddings import open_embedder
-    from index.progress import progress_bar
+class StepBars:
+    """One progress bar per step of a rebuild or sync, each closed when the next one starts."""
 
-    embedder = open_embedder(settings.embedding_model_path, settings.embed_batch_size)
-    with progress_bar("Embedding", unit="chunk", quiet=quiet) as progress:
-        _, report = rebuild_index(settings, embedder, source, progress)
-    print(f"Articles read:    {report.articles_read}")
-    print(f"Articles rejected: {len(report.rejected)}")
+    def __init__(self, quiet: bool) -> None:
+        self._quiet = quiet
+        self._stack = ExitStack()
+        self._step: str | None = None
+        self._bar: ProgressCallback | None = None
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        from index.build import STEP_UNITS
+        from index.progress import progress_bar
+
+        if step != self._step or self._bar is None:
+            self._stack.close()
+            unit = STEP_UNITS.get(step, "it")
+            self._bar = self._stack.enter_context(progress_bar(step, unit, self._quiet))
+            self._step = step
+        self._bar(done, total)
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def run_update(
+    settings: IndexSettings, command: str, sources: list[str | Path], *, quiet: bool
+) -> int:
+    from index.build import Mode, update_index
+    from index.embeddings import Embedder, open_embedder
+
+    def load_model() -> Embedder:  # only once the writer knows it has work for it
+        return open_embedder(settings.embedding_model_path, settings.embed_batch_size)
+
+    bars = StepBars(quiet)
+    try:
+        mode: Mode = "sync" if command == "sync" else "rebuild"
+        report = update_index(settings, load_model, sources, mode=mode, steps=bars)
+    finally:
+        bars.close()
+    print_report(report, settings)
+    return 0
+
+
+def print_report(report: IndexReport, settings: IndexSettings) -> None:
+    where = settings.chroma_url or str(settings.index_dir)
+    print(f"Read:       {report.inputs} input(s)")
+    print(f"Added:      {len(report.added)}")
+    print(f"Updated:    {len(report.updated)}")
+    print(f"Unchanged:  {len(report.unchanged)}")
+    print(f"Removed:    {len(report.removed)}")
+    print(f"Duplicates: {len(report.duplicates)}")
+    for duplicate in report.duplicates:
+        print(f"  - {duplicate.origin}: same story as {duplicate.kept_id} ({duplicate.similarity})")
+    print(f"Rejected:   {len(report.rejected)}")
     for rejection in report.rejected:
         print(f"  - {rejection.origin}: {rejection.reason}")
-    print(f"Chunks written:   {report.chunks_written}")
-    print(f"Seconds:          {report.seconds:.1f}")
-    print(f"Index:            {settings.index_dir} (collection {settings.collection!r})")
-    return 0
+    print(
+        f"Chunks:     {report.chunks_total} in the index "
+        f"({report.chunks_embedded} embedded, {report.chunks_copied} reused)"
+    )
+    state = "now live" if report.published else "unchanged, nothing written"
+    print(f"Build:      {report.build_id} ({state})")
+    print(f"Index:      {where} (collection {settings.collection!r})")
+    print(f"Seconds:    {report.seconds:.1f}")
 
 
 def run_stats(settings: IndexSettings) -> int:
     from index.store import open_store
 
-    stats = open_store(settings.index_dir, settings.collection).stats()
+    store = open_store(settings.index_dir, settings.collection, settings.chroma_url)
+    stats = store.stats()
+    store.close()
     fp = stats.fingerprint
-    print(f"Index:            {settings.index_dir} (collection {settings.collection!r})")
+    print(
+        f"Index:            {settings.chroma_url or settings.index_dir} "
+        f"(collection {settings.collection!r})"
+    )
+    print(f"Build:            {stats.build_id}")
     print(f"Built at:         {stats.built_at or 'unknown'}")
     print(f"Articles:         {stats.articles}")
     print(f"Chunks:           {stats.chunks}")

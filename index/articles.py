@@ -1,25 +1,52 @@
-"""Article and the loaders that turn files into articles, with a reason for every rejection.
+"""Article and the loaders that turn files, web pages and feeds into articles.
 
 Supported: `.txt` and `.md` (title on the first line, optional YAML front matter with `published`,
-`source`, `url`, `author`), `.html`/`.htm` (main text extracted by trafilatura) and `.jsonl`/`.json`
-in the evaluation schema (`id`, `title`, `text`, `source`, `url`, `published`, `authors`).
+`source`, `url`, `author`), `.html`/`.htm` (main text extracted by trafilatura), `.pdf` (text of
+every page, by pypdf), `.jsonl`/`.json` in the evaluation schema (`id`, `title`, `text`, `source`,
+`url`, `published`, `authors`), and `http(s)://` URLs of pages or RSS/Atom feeds (`index.fetch`).
+`load_sources` reads them all, merges near-duplicates (`index.dedup`) and gives a reason for every
+input it rejects; it never raises for bad input.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
+import logging
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".jsonl", ".json")
+from index.dedup import DEFAULT_THRESHOLD, Candidate, find_duplicates
+from index.fetch import (
+    FEED_TYPES,
+    HTML_TYPES,
+    PDF_TYPES,
+    Feed,
+    FeedEntry,
+    Fetcher,
+    FetchError,
+    Page,
+    looks_like_feed,
+    open_fetcher,
+    parse_feed,
+)
+
+log = logging.getLogger(__name__)
+_P = ParamSpec("_P")
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".jsonl", ".json")
+# A feed entry whose page cannot be fetched is indexed from the feed's own text only when the feed
+# carries at least this much of it (a one-sentence teaser is not an article).
+MIN_FEED_TEXT_CHARS = 300
+_URL_SCHEME = re.compile(r"\A([A-Za-z][A-Za-z0-9+.\-]*)://")
 # Files that document a corpus folder rather than belong to it.
 IGNORED_STEMS = ("readme", "license", "licence", "notice")
 _DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
@@ -37,7 +64,22 @@ class Article:
     url: str | None = None
     published: str | None = None  # ISO date, YYYY-MM-DD
     authors: tuple[str, ...] = ()
-    origin: str = ""  # file (and line) the article was read from
+    origin: str = ""  # file (and line) or URL the article was read from
+    # Near-duplicate copies merged into this one, as "Outlet <url>" (or their origin) each.
+    other_sources: tuple[str, ...] = ()
+
+    @property
+    def content_hash(self) -> str:
+        """Changes whenever anything indexed about the article changes (not its origin)."""
+        return content_id(
+            self.title,
+            self.text,
+            self.source or "",
+            self.url or "",
+            self.published or "",
+            "\x1e".join(self.authors),
+            "\x1e".join(self.other_sources),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +91,26 @@ class Rejection:
 
 
 @dataclass(frozen=True, slots=True)
+class Duplicate:
+    """An input that was not indexed because it repeats an article that was."""
+
+    origin: str  # where the dropped copy came from
+    kept_id: str  # id of the article that was kept (indexed)
+    similarity: float  # Jaccard similarity of the two texts' word 5-shingles
+
+
+@dataclass(frozen=True, slots=True)
 class LoadResult:
-    """What `load_articles` read: the accepted articles and every rejected input."""
+    """What a load read: unique articles (duplicates merged in), rejected inputs, duplicates."""
 
     articles: tuple[Article, ...] = ()
     rejected: tuple[Rejection, ...] = field(default=())
+    duplicates: tuple[Duplicate, ...] = ()
+
+    @property
+    def inputs(self) -> int:
+        """Everything read: articles, rejections and duplicates together."""
+        return len(self.articles) + len(self.rejected) + len(self.duplicates)
 
 
 def content_id(*parts: str) -> str:
@@ -119,29 +176,98 @@ def parse_plain_article(text: str, *, name: str, origin: str) -> Article:
     )
 
 
-def parse_html_article(html: str, *, origin: str) -> Article:
-    """An article from an HTML page: its main text and metadata, without menus or footers."""
-    import trafilatura  # heavy; imported only when an HTML file is read
+def parse_html_article(html: str | bytes, *, origin: str, url: str | None = None) -> Article:
+    """An article from an HTML page: its main text and metadata, without menus or footers.
 
-    found = trafilatura.bare_extraction(
-        html, with_metadata=True, include_comments=False, as_dict=True
-    )
-    doc: dict[str, Any] = found if isinstance(found, dict) else {}
+    `url` is where the page was fetched from; the page's canonical URL wins when it names one.
+    """
+    import trafilatura  # heavy; imported only when an HTML page is read
+
+    found = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False)
+    doc: dict[str, Any] = {} if found is None or isinstance(found, dict) else found.as_dict()
     text = str(doc.get("text") or "").strip()
     if not text:
         raise ValueError("no article text found in the HTML page")
     title = str(doc.get("title") or "").strip() or text.splitlines()[0][:120]
+    text = drop_title_line(text, title) or text
     author = str(doc.get("author") or "")
     return Article(
         id=content_id(title, text),
         title=title,
         text=text,
         source=_str_or_none(doc.get("sitename") or doc.get("hostname")),
-        url=_str_or_none(doc.get("url")),
+        url=_str_or_none(doc.get("url")) or url,
         published=normalize_date(doc.get("date")),
         authors=_as_tuple(author.split(";")),
         origin=origin,
     )
+
+
+def parse_pdf_article(data: bytes, *, name: str, origin: str, url: str | None = None) -> Article:
+    """An article from a PDF: the text of every page; the title from metadata or the first line."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise ValueError("the PDF is encrypted; save an unencrypted copy and retry")
+        pages = [page.extract_text() or "" for page in reader.pages]
+        meta = reader.metadata
+        meta_title = _str_or_none(meta.title if meta else None)
+        meta_author = str(meta.author or "") if meta else ""
+        created = _pdf_date(meta)
+    except PyPdfError as e:
+        raise ValueError(f"not a readable PDF ({e})") from e
+    text = clean_pdf_text(pages)
+    if not text:
+        raise ValueError(
+            "no extractable text in the PDF (it may be a scanned image); "
+            "run OCR on it, or save it with a text layer, and retry"
+        )
+    if meta_title:
+        title, body = meta_title, drop_title_line(text, meta_title)
+    else:
+        title, _, body = text.partition("\n")
+        title, body = title.strip(), body.strip()
+    if not body:
+        raise ValueError("the PDF has a title line but no article text")
+    name_date = _DATE_IN_NAME.search(name)
+    return Article(
+        id=content_id(title, body),
+        title=title,
+        text=body,
+        url=url,
+        published=(normalize_date(name_date.group(1)) if name_date else None) or created,
+        authors=_as_tuple(meta_author.split(";")),
+        origin=origin,
+    )
+
+
+def drop_title_line(text: str, title: str) -> str:
+    """The text without its first line when that line only repeats the title (the headline)."""
+    first, _, rest = text.lstrip().partition("\n")
+    if " ".join(first.split()).casefold() == " ".join(title.split()).casefold():
+        return rest.strip()
+    return text
+
+
+def clean_pdf_text(pages: Sequence[str]) -> str:
+    """The pages' text joined by blank lines, trailing spaces and runs of blank lines removed."""
+    cleaned = []
+    for page in pages:
+        lines = [line.rstrip() for line in page.replace("\x00", "").splitlines()]
+        text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+        if text:
+            cleaned.append(text)
+    return "\n\n".join(cleaned)
+
+
+def _pdf_date(meta: Any) -> str | None:
+    try:
+        return normalize_date(meta.creation_date) if meta is not None else None
+    except (ValueError, TypeError):  # a malformed /CreationDate
+        return None
 
 
 class ArticleRecord(BaseModel):
@@ -199,19 +325,180 @@ def decode_text(data: bytes) -> str:
         ) from e
 
 
-def load_articles(source: Path) -> LoadResult:
-    """Read every supported article under `source` (a file or a folder, searched recursively)."""
-    if not source.exists():
-        return LoadResult(rejected=(Rejection(str(source), "no such file or folder"),))
-    articles: list[Article] = []
-    rejected: list[Rejection] = []
-    for path in iter_article_files(source):
-        for item in load_file(path):
-            if isinstance(item, Article):
-                articles.append(item)
+def load_sources(
+    sources: Sequence[str | Path],
+    *,
+    timeout_s: float = 20.0,
+    max_bytes: int = 20_000_000,
+    dedup: bool = True,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> LoadResult:
+    """Read every source: a file, a folder (recursively), a page URL or an RSS/Atom feed URL.
+
+    Near-duplicates among everything read are merged (`dedup`, Jaccard ≥ `threshold` on word
+    5-shingles). Bad input becomes a `Rejection` with a reason; nothing is raised for it.
+    """
+    items: list[Article | Rejection] = []
+    fetcher: Fetcher | None = None
+    try:
+        for source in sources:
+            text = str(source)
+            scheme = _URL_SCHEME.match(text) if isinstance(source, str) else None
+            if scheme is None:
+                items.extend(_guarded(text, _load_path, Path(source)))
+            elif scheme.group(1).lower() not in ("http", "https"):
+                reason = f"unsupported URL scheme {scheme.group(1)}://; use http(s):// or a path"
+                items.append(Rejection(text, reason))
             else:
-                rejected.append(item)
-    return LoadResult(articles=tuple(articles), rejected=tuple(rejected))
+                if fetcher is None:
+                    fetcher = open_fetcher(timeout_s=timeout_s, max_bytes=max_bytes)
+                items.extend(_guarded(text, load_url, text, fetcher))
+    finally:
+        if fetcher is not None:
+            fetcher.close()
+    articles = [item for item in items if isinstance(item, Article)]
+    rejected = tuple(item for item in items if isinstance(item, Rejection))
+    if not dedup:
+        return LoadResult(articles=tuple(articles), rejected=rejected)
+    kept, duplicates = merge_duplicates(articles, threshold=threshold)
+    return LoadResult(articles=kept, rejected=rejected, duplicates=duplicates)
+
+
+def load_articles(source: Path, *, dedup: bool = True) -> LoadResult:
+    """Read every supported article under `source` (a file or a folder, searched recursively)."""
+    return load_sources([source], dedup=dedup)
+
+
+def merge_duplicates(
+    articles: Sequence[Article], *, threshold: float = DEFAULT_THRESHOLD
+) -> tuple[tuple[Article, ...], tuple[Duplicate, ...]]:
+    """The unique articles, in input order, each listing its dropped copies; and the copies."""
+    candidates = [
+        Candidate(key=str(i), text=a.text, published=a.published, article_id=a.id)
+        for i, a in enumerate(articles)
+    ]
+    matches = find_duplicates(candidates, threshold=threshold)
+    merged: dict[int, list[str]] = {}
+    duplicates = []
+    for match in matches:
+        copy, kept = articles[int(match.key)], articles[int(match.kept_key)]
+        labels = merged.setdefault(int(match.kept_key), list(kept.other_sources))
+        for label in (source_label(copy), *copy.other_sources):
+            if label != source_label(kept) and label not in labels:
+                labels.append(label)
+        duplicates.append(Duplicate(copy.origin, kept.id, round(match.similarity, 4)))
+    dropped = {int(m.key) for m in matches}
+    unique = tuple(
+        replace(a, other_sources=tuple(merged[i])) if i in merged else a
+        for i, a in enumerate(articles)
+        if i not in dropped
+    )
+    return unique, tuple(duplicates)
+
+
+def source_label(article: Article) -> str:
+    """How a copy is named in `other_sources`: "Outlet <url>", either part alone, or its origin."""
+    parts = [article.source or "", f"<{article.url}>" if article.url else ""]
+    return " ".join(p for p in parts if p) or article.origin
+
+
+def load_url(url: str, fetcher: Fetcher) -> Iterator[Article | Rejection]:
+    """The article at a page URL, or one article (or rejection) per entry of a feed URL."""
+    try:
+        page = fetcher.get(url, accept=HTML_TYPES | FEED_TYPES | PDF_TYPES)
+    except FetchError as e:
+        yield Rejection(url, str(e))
+        return
+    if looks_like_feed(page):
+        try:
+            feed = parse_feed(page)
+        except FetchError as e:
+            yield Rejection(url, str(e))
+            return
+        if not feed.entries:
+            yield Rejection(url, "the feed has no entries")
+        for number, entry in enumerate(feed.entries, start=1):
+            where = entry.link or f"{url}#{number}"
+            yield from _guarded(where, _load_feed_entry, entry, feed, fetcher, where)
+        return
+    try:
+        yield _page_article(page, origin=url)
+    except ValueError as e:
+        yield Rejection(url, str(e))
+
+
+def _page_article(page: Page, *, origin: str) -> Article:
+    if page.media_type in PDF_TYPES:
+        name = page.url.rsplit("/", 1)[-1]
+        return parse_pdf_article(page.body, name=name, origin=origin, url=page.url)
+    if page.media_type in HTML_TYPES:
+        return parse_html_article(page.decoded(), origin=origin, url=page.url)
+    raise ValueError(f"the {page.media_type} document is not an RSS or Atom feed")
+
+
+def _load_feed_entry(
+    entry: FeedEntry, feed: Feed, fetcher: Fetcher, origin: str
+) -> Iterator[Article | Rejection]:
+    """The entry's linked page as an article, completed from the feed; else the feed's own text."""
+    if entry.link is None:
+        problem = "the entry has no link"
+    else:
+        try:
+            page = fetcher.get(entry.link, accept=HTML_TYPES | PDF_TYPES)
+            found = _page_article(page, origin=origin)
+        except ValueError as e:  # FetchError is a ValueError
+            problem = f"its page could not be read ({e})"
+        else:
+            title = entry.title or found.title
+            yield replace(
+                found,
+                id=content_id(title, found.text),
+                title=title,
+                source=found.source or feed.title,
+                published=found.published or entry.published,
+                authors=found.authors or entry.authors,
+            )
+            return
+    if len(entry.text) < MIN_FEED_TEXT_CHARS:
+        yield Rejection(
+            origin,
+            f"{problem}, and the feed gives only {len(entry.text)} characters of its text "
+            f"(at least {MIN_FEED_TEXT_CHARS} needed)",
+        )
+        return
+    title = entry.title or entry.text.splitlines()[0][:120]
+    yield Article(
+        id=content_id(title, entry.text),
+        title=title,
+        text=entry.text,
+        source=feed.title,
+        url=entry.link,
+        published=entry.published,
+        authors=entry.authors,
+        origin=origin,
+    )
+
+
+def _load_path(source: Path) -> Iterator[Article | Rejection]:
+    if not source.exists():
+        yield Rejection(str(source), "no such file or folder")
+        return
+    for path in iter_article_files(source):
+        yield from _guarded(str(path), load_file, path)
+
+
+def _guarded(
+    origin: str,
+    load: Callable[_P, Iterator[Article | Rejection]],
+    *args: _P.args,
+    **kwargs: _P.kwargs,
+) -> list[Article | Rejection]:
+    """Everything `load` yields; an unexpected error becomes a rejection instead of escaping."""
+    try:
+        return list(load(*args, **kwargs))
+    except Exception as e:  # a parser library failing on odd input must not stop the load
+        log.warning("Unexpected error while reading %s", origin, exc_info=True)
+        return [Rejection(origin, f"could not be read ({e.__class__.__name__}: {e})")]
 
 
 def iter_article_files(source: Path) -> Iterator[Path]:
@@ -240,7 +527,11 @@ def load_file(path: Path) -> Iterator[Article | Rejection]:
         )
         return
     try:
-        text = decode_text(path.read_bytes())
+        data = path.read_bytes()
+        if suffix == ".pdf":
+            yield parse_pdf_article(data, name=path.name, origin=origin)
+            return
+        text = decode_text(data)
     except (OSError, ValueError) as e:
         yield Rejection(origin, _reason(e))
         return

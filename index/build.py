@@ -1,30 +1,142 @@
-"""Rebuilding the index from a folder or file of articles, with a report of what happened."""
+"""Rebuilding and syncing the index, with a report of what happened.
+
+Both write a complete new build beside the live one and publish it only once it is checked (chunk
+count, a probe query, the keyword index), so a failure or a kill at any moment leaves the old index
+answering. `sync` embeds only new and changed articles and copies the vectors of the others from
+the live build; when nothing changed it writes nothing. One writer at a time (`index.lock`).
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from index.articles import Article, Rejection, load_articles
+from index.articles import Article, Duplicate, Rejection, load_sources
 from index.chunking import CHUNKER_VERSION, Chunk, chunk_article, searchable_text
 from index.config import IndexSettings
 from index.embeddings import Embedder
-from index.errors import CiteqaIndexError
-from index.keyword import build_keyword_index, save_keyword_index
+from index.errors import CiteqaIndexError, IndexDamagedError, IndexMismatchError
+from index.keyword import build_keyword_index, load_keyword_index, save_keyword_index
+from index.layout import REBUILD_HINT, IndexLayout, new_build_id
+from index.lock import writer_lock
+from index.manifest import ArticleEntry, IndexFingerprint, Manifest, load_manifest, save_manifest
 from index.progress import ProgressCallback
-from index.store import IndexFingerprint, Store, write_index
+from index.store import (
+    Backend,
+    BuildWriter,
+    Store,
+    StoredChunk,
+    check_build_files,
+    open_backend,
+    open_manifest,
+    open_store,
+    record_metadata,
+    reorigin,
+)
+
+log = logging.getLogger(__name__)
+
+# Called with (step, items done so far, total items); a new step name starts a new bar.
+StepProgress = Callable[[str, int, int], None]
+COPYING = "Copying unchanged"
+EMBEDDING = "Embedding"
+STEP_UNITS = {COPYING: "chunk", EMBEDDING: "chunk"}
+Mode = Literal["rebuild", "sync"]
+# The embedding model, or how to load it: a writer loads it only when it has work for it.
+EmbedderSource = Embedder | Callable[[], Embedder]
 
 
 @dataclass(frozen=True, slots=True)
 class IndexReport:
-    """The outcome of a rebuild."""
+    """The outcome of a rebuild or sync. Every input is accounted for exactly once:
+    `added + updated + unchanged + duplicates + rejected == inputs`."""
 
-    articles_read: int
+    mode: Mode
+    inputs: int
+    added: tuple[str, ...]  # article ids
+    updated: tuple[str, ...]
+    unchanged: tuple[str, ...]
+    removed: tuple[str, ...]  # ids of articles no source has any more
+    duplicates: tuple[Duplicate, ...]
     rejected: tuple[Rejection, ...]
-    chunks_written: int
+    chunks_embedded: int
+    chunks_copied: int
+    chunks_total: int  # in the live build after the run
+    build_id: str  # the live build after the run
+    published: bool  # whether a new build went live (False: nothing changed)
     seconds: float
+
+    def __post_init__(self) -> None:
+        if self.accepted + len(self.rejected) != self.inputs:
+            raise ValueError(f"report does not add up: {self.accepted} + {self.rejected!r}")
+
+    @property
+    def accepted(self) -> int:
+        """Inputs read and indexed, or merged into an indexed article as a duplicate."""
+        return len(self.added) + len(self.updated) + len(self.unchanged) + len(self.duplicates)
+
+    @property
+    def articles(self) -> int:
+        """Articles in the index after the run."""
+        return len(self.added) + len(self.updated) + len(self.unchanged)
+
+    @property
+    def articles_read(self) -> int:
+        return self.articles
+
+    @property
+    def chunks_written(self) -> int:
+        return self.chunks_embedded
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePlan:
+    """How the articles read differ from the live build's."""
+
+    added: tuple[Article, ...]
+    updated: tuple[tuple[str, Article], ...]  # (id in the live build, article now)
+    unchanged: tuple[Article, ...]
+    removed: tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+
+def plan_changes(previous: Mapping[str, ArticleEntry], articles: Sequence[Article]) -> ChangePlan:
+    """Compare articles with the live build's record, by id and content hash.
+
+    An article whose id is new but whose origin (file, "file:line" or URL) held an article that is
+    gone counts as updated: a file edited in place, whose content-hash id changed.
+    """
+    current = {a.id for a in articles}
+    gone_by_origin = {
+        entry.origin: old_id
+        for old_id, entry in previous.items()
+        if old_id not in current and entry.origin
+    }
+    added: list[Article] = []
+    updated: list[tuple[str, Article]] = []
+    unchanged: list[Article] = []
+    for article in articles:
+        old = previous.get(article.id)
+        if old is not None:
+            if old.content_hash == article.content_hash:
+                unchanged.append(article)
+            else:
+                updated.append((article.id, article))
+        elif (old_id := gone_by_origin.pop(article.origin, None)) is not None:
+            updated.append((old_id, article))
+        else:
+            added.append(article)
+    replaced = {old_id for old_id, _ in updated}
+    removed = tuple(i for i in previous if i not in current and i not in replaced)
+    return ChangePlan(tuple(added), tuple(updated), tuple(unchanged), removed)
 
 
 def fingerprint_for(settings: IndexSettings, embedder: Embedder) -> IndexFingerprint:
@@ -39,24 +151,40 @@ def fingerprint_for(settings: IndexSettings, embedder: Embedder) -> IndexFingerp
     )
 
 
+def settings_key(settings: IndexSettings) -> str:
+    """The settings a fingerprint is computed from (the model by its path), as text."""
+    model = str(settings.embedding_model_path.resolve()) if settings.embedding_model_path else ""
+    return json.dumps(
+        [
+            model,
+            settings.chunk_tokens,
+            settings.chunk_overlap_tokens,
+            settings.embed_titles,
+            CHUNKER_VERSION,
+        ]
+    )
+
+
 def rebuild_index(
     settings: IndexSettings,
-    embedder: Embedder,
-    source: Path,
-    progress: ProgressCallback | None = None,
+    embedder: EmbedderSource,
+    source: Path | str | Sequence[Path | str],
+    progress: StepProgress | None = None,
 ) -> tuple[Store, IndexReport]:
-    """Read, chunk and embed every article under `source` into a fresh index, then swap it in."""
-    started = time.perf_counter()
-    loaded = load_articles(source)
-    if not loaded.articles:
-        reasons = "; ".join(f"{r.origin}: {r.reason}" for r in loaded.rejected[:5])
-        raise CiteqaIndexError(
-            f"No articles could be read from {source}"
-            + (f" ({reasons})" if reasons else "")
-            + ". Point --source at a folder of .txt, .md, .html or .jsonl articles."
-        )
-    store, report = index_articles(settings, embedder, loaded.articles, progress)
-    return store, replace(report, rejected=loaded.rejected, seconds=time.perf_counter() - started)
+    """Read, chunk and embed every article from `source` into a new build, then switch to it."""
+    report = update_index(settings, embedder, _as_sources(source), mode="rebuild", steps=progress)
+    return _open(settings), report
+
+
+def sync_index(
+    settings: IndexSettings,
+    embedder: EmbedderSource,
+    source: Path | str | Sequence[Path | str],
+    progress: StepProgress | None = None,
+) -> IndexReport:
+    """Bring the index in step with `source`: embed new and changed articles, drop removed ones,
+    reuse the rest. Writes nothing when nothing changed."""
+    return update_index(settings, embedder, _as_sources(source), mode="sync", steps=progress)
 
 
 def index_articles(
@@ -65,38 +193,261 @@ def index_articles(
     articles: Sequence[Article],
     progress: ProgressCallback | None = None,
 ) -> tuple[Store, IndexReport]:
-    """Chunk and embed `articles` into a fresh index, then swap it in for the old one."""
+    """Rebuild the index from `articles` already read (embedding progress to `progress`)."""
+
+    def steps(step: str, done: int, total: int) -> None:
+        if progress is not None and step == EMBEDDING:
+            progress(done, total)
+
+    loaded = (tuple(articles), (), ())
+    report = update_index(settings, embedder, (), mode="rebuild", steps=steps, loaded=loaded)
+    return _open(settings), report
+
+
+def update_index(
+    settings: IndexSettings,
+    embedder: EmbedderSource,
+    sources: Sequence[Path | str],
+    *,
+    mode: Mode,
+    steps: StepProgress | None = None,
+    loaded: tuple[Sequence[Article], Sequence[Rejection], Sequence[Duplicate]] | None = None,
+) -> IndexReport:
+    """Rebuild or sync under the writer lock: plan, write a new build, check it, publish it.
+
+    The lock comes first (a second writer fails at once); the model is loaded only when there is
+    something to embed or a fingerprint to compare."""
     started = time.perf_counter()
-    fingerprint = fingerprint_for(settings, embedder)
-    chunks: list[Chunk] = []
+    layout = IndexLayout(settings.index_dir, settings.collection)
+    with writer_lock(layout):
+        backend = open_backend(layout, settings.chroma_url)
+        try:
+            live = backend.live_build()
+        except IndexDamagedError:
+            if mode == "sync":
+                raise
+            log.warning("the index pointer is damaged; rebuilding without the old index")
+            live = None
+        else:  # what an earlier writer left unfinished, or had replaced when it was killed
+            if backend.remove_builds(keep={live} if live else set()):
+                log.info("removed unfinished or replaced builds")
+        if loaded is None:
+            result = load_sources(sources)
+            loaded = (result.articles, result.rejected, result.duplicates)
+        articles, rejected = _unique_ids(loaded[0], loaded[1])
+        if not articles:
+            raise nothing_read(sources, rejected)
+        previous = _previous_manifest(backend, live, mode)
+        plan = plan_changes(previous.articles if previous else {}, articles)
+        inputs = len(loaded[0]) + len(loaded[1]) + len(loaded[2])  # as the loader counted them
+        outcome = _Outcome(mode, inputs, plan, tuple(loaded[2]), tuple(rejected), started)
+        key = settings_key(settings)
+        in_step = mode == "sync" and previous is not None and not plan.changed
+        if in_step and previous is not None:
+            check_build_files(backend, previous)  # "nothing to do" only for a sound index
+            if previous.settings_key == key:
+                return outcome.report(previous.build_id, False, 0, previous.chunks)
+        model = embedder if isinstance(embedder, Embedder) else embedder()
+        fingerprint = fingerprint_for(settings, model)
+        if mode == "sync" and previous is not None:
+            check_sync_fingerprint(previous.fingerprint, fingerprint)
+            if in_step:
+                return outcome.report(previous.build_id, False, 0, previous.chunks)
+        reuse = previous if mode == "sync" else None
+        build_id = new_build_id()
+        try:
+            embedded, copied = write_build(
+                backend, build_id, settings, model, fingerprint, key, plan, reuse, steps
+            )
+        except BaseException:  # the unfinished build goes now (or, if killed, next time)
+            try:
+                backend.remove_build(build_id)
+            except Exception as e:
+                log.warning("could not remove the unfinished build %s: %s", build_id, e)
+            raise
+        backend.publish(build_id)
+        backend.remove_builds(keep={build_id})
+        return outcome.report(build_id, True, embedded, copied)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What a run found, waiting for what it wrote."""
+
+    mode: Mode
+    inputs: int
+    plan: ChangePlan
+    duplicates: tuple[Duplicate, ...]
+    rejected: tuple[Rejection, ...]
+    started: float
+
+    def report(self, build_id: str, published: bool, embedded: int, copied: int) -> IndexReport:
+        plan = self.plan
+        return IndexReport(
+            mode=self.mode,
+            inputs=self.inputs,
+            added=tuple(a.id for a in plan.added),
+            updated=tuple(a.id for _, a in plan.updated),
+            unchanged=tuple(a.id for a in plan.unchanged),
+            removed=plan.removed,
+            duplicates=self.duplicates,
+            rejected=self.rejected,
+            chunks_embedded=embedded,
+            chunks_copied=copied,
+            chunks_total=embedded + copied,
+            build_id=build_id,
+            published=published,
+            seconds=time.perf_counter() - self.started,
+        )
+
+
+def nothing_read(sources: Sequence[Path | str], rejected: Sequence[Rejection]) -> CiteqaIndexError:
+    reasons = "; ".join(f"{r.origin}: {r.reason}" for r in rejected[:5])
+    return CiteqaIndexError(
+        f"No articles could be read from {', '.join(map(str, sources)) or 'the input'}"
+        + (f" ({reasons})" if reasons else "")
+        + ". Point --source at a folder of .txt, .md, .html, .pdf or .jsonl articles, "
+        "or at a URL; the index is unchanged."
+    )
+
+
+def _previous_manifest(backend: Backend, live: str | None, mode: Mode) -> Manifest | None:
+    """The live build's record. A sync needs it whole; a rebuild only compares against it for
+    the report, so it does without a damaged one."""
+    if live is None:
+        return None
+    try:
+        if backend.layout.manifest_path(live).exists():
+            return load_manifest(backend.layout.manifest_path(live))
+        # A server build made on another machine, or a lost record (reported as damaged).
+        return open_manifest(backend, live, backend.open_collection(live)[1])
+    except IndexDamagedError:
+        if mode == "sync":
+            raise
+        log.warning("the live build %s is damaged; rebuilding without it", live)
+        return None
+
+
+def check_sync_fingerprint(actual: IndexFingerprint, expected: IndexFingerprint) -> None:
+    """`IndexMismatchError` when a sync would mix chunks made two ways."""
+    if actual != expected:
+        raise IndexMismatchError(
+            f"The index was built with different settings: {actual.differences(expected)}. "
+            f"A sync cannot change how the index is built; rebuild it with: {REBUILD_HINT}"
+        )
+
+
+def write_build(
+    backend: Backend,
+    build_id: str,
+    settings: IndexSettings,
+    embedder: Embedder,
+    fingerprint: IndexFingerprint,
+    key: str,
+    plan: ChangePlan,
+    reuse: Manifest | None,
+    steps: StepProgress | None,
+) -> tuple[int, int]:
+    """Write and check a complete new build; (chunks embedded, chunks copied)."""
+    writer = BuildWriter(backend, build_id, fingerprint)
+    try:
+        entries: dict[str, ArticleEntry] = {}
+        to_embed = [*plan.added, *(a for _, a in plan.updated)]
+        copied: list[Chunk] = []
+        if reuse is None:
+            to_embed = [*plan.unchanged, *to_embed]
+        else:
+            copied = copy_unchanged(backend, reuse, plan.unchanged, writer, steps)
+            for article in plan.unchanged:
+                entries[article.id] = _entry(article, reuse.articles[article.id].chunk_ids)
+        embedded = embed_articles(settings, embedder, fingerprint, to_embed, writer, steps)
+        for article in to_embed:
+            entries[article.id] = _entry(article, [c.id for c in embedded[article.id]])
+        chunks = copied + [c for article in to_embed for c in embedded[article.id]]
+        keyword_dir = backend.layout.keyword_dir(build_id)
+        save_keyword_index(build_keyword_index(chunks, settings.embed_titles), keyword_dir)
+        # The checks a reader makes, before anyone can read it.
+        writer.verify(len(chunks))
+        load_keyword_index(keyword_dir, len(chunks))
+        manifest = Manifest(build_id, writer.built_at, fingerprint, entries, key)
+        if manifest.chunks != len(chunks):
+            raise IndexDamagedError(f"The new build lists {manifest.chunks} of {len(chunks)}")
+        save_manifest(manifest, backend.layout.manifest_path(build_id))
+    finally:
+        writer.close()
+    return len(chunks) - len(copied), len(copied)
+
+
+def copy_unchanged(
+    backend: Backend,
+    reuse: Manifest,
+    unchanged: Sequence[Article],
+    writer: BuildWriter,
+    steps: StepProgress | None,
+) -> list[Chunk]:
+    """Copy the unchanged articles' chunks, vectors included, from the live build."""
+    origins = {a.id: a.origin for a in unchanged}
+    wanted = [c for a in unchanged for c in reuse.articles[a.id].chunk_ids]
+    copied: list[Chunk] = []
+    if not wanted:
+        return copied
+    store = Store(backend)
+    try:
+        if store.build_id != reuse.build_id:
+            raise IndexDamagedError("The live build changed during the sync; run it again")
+        for page in store.export(wanted):
+            items = [reorigin(s, origins[s.chunk.article_id]) for s in page]
+            writer.add(items)
+            copied.extend(s.chunk for s in items)
+            if steps is not None:
+                steps(COPYING, len(copied), len(wanted))
+    finally:
+        store.close()
+    return copied
+
+
+def embed_articles(
+    settings: IndexSettings,
+    embedder: Embedder,
+    fingerprint: IndexFingerprint,
+    articles: Sequence[Article],
+    writer: BuildWriter,
+    steps: StepProgress | None,
+) -> dict[str, list[Chunk]]:
+    """Chunk and embed `articles` into the new build; their chunks by article id."""
+    by_article: dict[str, list[Chunk]] = {}
+    pending: list[Chunk] = []
     seen: set[str] = set()
     for article in articles:
         # With titles embedded, the title's word pieces come out of each chunk's budget.
         title_tokens = embedder.count_tokens(article.title) + 1 if settings.embed_titles else 0
+        kept = by_article.setdefault(article.id, [])
         for chunk in chunk_article(
             article,
             max_tokens=max(32, fingerprint.chunk_tokens - title_tokens),
             overlap_tokens=settings.chunk_overlap_tokens,
             count_tokens=embedder.count_tokens,
         ):
-            if chunk.id not in seen:  # the same article twice is indexed once
+            if chunk.id not in seen:
                 seen.add(chunk.id)
-                chunks.append(chunk)
-    store = write_index(
-        settings.index_dir,
-        settings.collection,
-        fingerprint,
-        embed_batches(embedder, chunks, settings.embed_batch_size, settings.embed_titles, progress),
-    )
-    keyword = build_keyword_index(chunks, settings.embed_titles)
-    save_keyword_index(keyword, settings.index_dir, settings.collection)
-    report = IndexReport(
-        articles_read=len(articles),
-        rejected=(),
-        chunks_written=len(chunks),
-        seconds=time.perf_counter() - started,
-    )
-    return store, report
+                kept.append(chunk)
+                pending.append(chunk)
+    metadata = {a.id: (a.content_hash, a.origin) for a in articles}
+
+    def progress(done: int, total: int) -> None:
+        if steps is not None:
+            steps(EMBEDDING, done, total)
+
+    for batch, vectors in embed_batches(
+        embedder, pending, settings.embed_batch_size, settings.embed_titles, progress
+    ):
+        writer.add(
+            [
+                StoredChunk(chunk, vector, record_metadata(chunk, *metadata[chunk.article_id]))
+                for chunk, vector in zip(batch, vectors, strict=True)
+            ]
+        )
+    return by_article
 
 
 def embed_batches(
@@ -107,8 +458,37 @@ def embed_batches(
     progress: ProgressCallback | None = None,
 ) -> Iterator[tuple[Sequence[Chunk], list[list[float]]]]:
     """Yield `(chunks, vectors)` batch by batch, reporting progress after each."""
+    if progress is not None:
+        progress(0, len(chunks))
     for begin in range(0, len(chunks), batch_size):
         batch = chunks[begin : begin + batch_size]
         yield batch, embedder.embed_documents([searchable_text(c, with_titles) for c in batch])
         if progress is not None:
             progress(begin + len(batch), len(chunks))
+
+
+def _entry(article: Article, chunk_ids: Sequence[str]) -> ArticleEntry:
+    return ArticleEntry(article.content_hash, article.origin, article.source, tuple(chunk_ids))
+
+
+def _unique_ids(
+    articles: Sequence[Article], rejected: Sequence[Rejection]
+) -> tuple[list[Article], list[Rejection]]:
+    """The first article of each id; later ones are rejected (an id names one article)."""
+    first: dict[str, Article] = {}
+    out_rejected = list(rejected)
+    for article in articles:
+        if article.id in first:
+            reason = f"the id {article.id!r} is already used by {first[article.id].origin}"
+            out_rejected.append(Rejection(article.origin, reason))
+        else:
+            first[article.id] = article
+    return list(first.values()), out_rejected
+
+
+def _as_sources(source: Path | str | Sequence[Path | str]) -> list[Path | str]:
+    return [source] if isinstance(source, Path | str) else list(source)
+
+
+def _open(settings: IndexSettings) -> Store:
+    return open_store(settings.index_dir, settings.collection, settings.chroma_url)

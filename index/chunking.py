@@ -39,6 +39,7 @@ class Chunk:
     source: str | None = None
     url: str | None = None
     published: str | None = None
+    other_sources: tuple[str, ...] = ()  # the article's merged near-duplicate copies
 
 
 def chunk_article(
@@ -71,6 +72,7 @@ def chunk_article(
                 source=article.source,
                 url=article.url,
                 published=article.published,
+                other_sources=article.other_sources,
             )
         )
     return chunks

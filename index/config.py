@@ -1,12 +1,17 @@
 """IndexSettings: where the index lives and how articles become chunks."""
 
+import re
 from pathlib import Path
 from typing import Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.errors import SettingsError
+
+# Chroma's rule for collection names, kept short; such a name is a safe folder name too.
+_COLLECTION_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{1,61})[A-Za-z0-9]")
 
 
 class IndexSettings(BaseSettings):
@@ -14,11 +19,24 @@ class IndexSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CITEQA_", extra="ignore", frozen=True)
 
-    index_dir: Path = Field(Path(".citeqa"), description="Directory of the Chroma index.")
-    articles_dir: Path = Field(
-        Path("articles"), description="Default source of articles for `python -m index rebuild`."
+    index_dir: Path = Field(
+        Path(".citeqa"),
+        description="Directory of the index (with `CITEQA_CHROMA_URL`: its keyword index and "
+        "build records only).",
     )
-    collection: str = Field("articles", description="Name of the Chroma collection.")
+    articles_dir: Path = Field(
+        Path("articles"),
+        description="Default source of articles for `python -m index rebuild` and `sync`.",
+    )
+    collection: str = Field(
+        "articles",
+        description="Name of the Chroma collection (3-63 letters, digits, `.`, `_` or `-`).",
+    )
+    chroma_url: str | None = Field(
+        None,
+        description="A Chroma server to keep the vectors in, e.g. `http://127.0.0.1:8001`; "
+        "empty means a local Chroma directory under `CITEQA_INDEX_DIR`.",
+    )
     embedding_model_path: Path | None = Field(
         None,
         description="Local sentence-transformers model directory; empty means the packaged "
@@ -34,6 +52,30 @@ class IndexSettings(BaseSettings):
         False, description="Embed and keyword-index each chunk with its article's title."
     )
     embed_batch_size: int = Field(32, ge=1, le=512, description="Chunks embedded per batch.")
+
+    @field_validator("collection")
+    @classmethod
+    def _valid_collection(cls, value: str) -> str:
+        if not _COLLECTION_NAME.fullmatch(value):
+            raise ValueError(
+                "must be 3-63 letters, digits, '.', '_' or '-', starting and ending with a "
+                "letter or digit"
+            )
+        return value
+
+    @field_validator("chroma_url")
+    @classmethod
+    def _valid_url(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:8001")
+        try:
+            parts.port  # noqa: B018 (raises on a malformed port)
+        except ValueError as e:
+            raise ValueError(f"has an invalid port ({e})") from e
+        return value.strip().rstrip("/")
 
     @classmethod
     def from_env(cls) -> Self:

@@ -23,3 +23,15 @@ class ArticleLoadError(CiteqaIndexError):
 
 class ModelNotFoundError(CiteqaIndexError):
     """The embedding model is not installed or the configured path is wrong."""
+
+
+class IndexDamagedError(CiteqaIndexError):
+    """Index files are missing, truncated or damaged; a rebuild replaces them."""
+
+
+class IndexBusyError(CiteqaIndexError):
+    """Another process is writing the index (`sync` or `rebuild`)."""
+
+
+class IndexServerError(CiteqaIndexError):
+    """The Chroma server named by `CITEQA_CHROMA_URL` cannot be reached or refused a request."""

@@ -1,23 +1,24 @@
 """The keyword index: BM25 over the same chunks as the Chroma collection (the only bm25s user).
 
-It is saved beside Chroma (`<index_dir>/keyword/<collection>/`) by the same build code, and
-replaced in one rename when a new index is complete.
+Each build keeps its own beside its vectors (`<build>/keyword/`, see `index.layout`), written by the
+same build code before the build goes live. A reader's `KeywordIndex` can `follow` a newer build's
+index in place, so whoever holds it searches the new build without being handed a new object.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
+import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from index.chunking import Chunk, searchable_text
-from index.errors import IndexMismatchError
+from index.layout import damaged
 
 if TYPE_CHECKING:
     from bm25s import BM25
@@ -34,14 +35,35 @@ class KeywordHit:
     score: float
 
 
+@dataclass(frozen=True, slots=True)
+class _KeywordState:
+    model: BM25
+    chunk_ids: list[str]
+    article_ids: list[str]
+    articles: Any  # numpy array of article_ids, for exclusion masks
+
+
 class KeywordIndex:
     """BM25 over chunk texts; `search` returns chunk ids, best first."""
 
     def __init__(self, model: BM25, chunk_ids: list[str], article_ids: list[str]) -> None:
-        self._model = model
-        self.chunk_ids = chunk_ids
-        self.article_ids = article_ids
-        self._articles = np.asarray(article_ids)
+        self._state = _KeywordState(model, chunk_ids, article_ids, np.asarray(article_ids))
+
+    @property
+    def _model(self) -> BM25:
+        return self._state.model
+
+    @property
+    def chunk_ids(self) -> list[str]:
+        return self._state.chunk_ids
+
+    @property
+    def article_ids(self) -> list[str]:
+        return self._state.article_ids
+
+    def follow(self, other: KeywordIndex) -> None:
+        """Answer as `other` from now on (one assignment: a search sees one or the other)."""
+        self._state = other._state
 
     def save_model(self, directory: Path) -> None:
         self._model.save(str(directory), show_progress=False)
@@ -49,22 +71,32 @@ class KeywordIndex:
     def __len__(self) -> int:
         return len(self.chunk_ids)
 
+    def term_weight(self, term: str) -> float:
+        """How rare a (lower-cased) word is among the chunks: BM25's inverse document frequency,
+        the highest for a word no chunk has."""
+        index = self._model.vocab_dict.get(term)
+        pointers = self._model.scores["indptr"]
+        frequency = 0 if index is None else int(pointers[index + 1] - pointers[index])
+        total = len(self.chunk_ids)
+        return math.log(1 + (total - frequency + 0.5) / (frequency + 0.5))
+
     def search(
         self, query: str, k: int, exclude_articles: Collection[str] = ()
     ) -> list[KeywordHit]:
         """The best `k` chunks for `query` with a score above zero, leaving out some articles."""
-        vocab: dict[str, int] = self._model.vocab_dict
+        state = self._state
+        vocab: dict[str, int] = state.model.vocab_dict
         tokens = [t for t in tokenize([query])[0] if t in vocab]
-        if not tokens or k <= 0 or not self.chunk_ids:
+        if not tokens or k <= 0 or not state.chunk_ids:
             return []
         mask = None
         if exclude_articles:
-            mask = (~np.isin(self._articles, list(exclude_articles))).astype(np.float32)
-        documents, scores = self._model.retrieve(
-            [tokens], k=min(k, len(self.chunk_ids)), show_progress=False, weight_mask=mask
+            mask = (~np.isin(state.articles, list(exclude_articles))).astype(np.float32)
+        documents, scores = state.model.retrieve(
+            [tokens], k=min(k, len(state.chunk_ids)), show_progress=False, weight_mask=mask
         )
         return [
-            KeywordHit(self.chunk_ids[int(d)], self.article_ids[int(d)], float(s))
+            KeywordHit(state.chunk_ids[int(d)], state.article_ids[int(d)], float(s))
             for d, s in zip(documents[0], scores[0], strict=True)
             if s > 0
         ]
@@ -88,46 +120,37 @@ def build_keyword_index(chunks: Sequence[Chunk], with_titles: bool = False) -> K
     return KeywordIndex(model, [c.id for c in chunks], [c.article_id for c in chunks])
 
 
-def keyword_dir(index_dir: Path, collection: str) -> Path:
-    return index_dir / "keyword" / collection
-
-
-def save_keyword_index(keyword: KeywordIndex, index_dir: Path, collection: str) -> None:
-    """Write the index beside a staging name, then swap it in with one rename."""
-    target = keyword_dir(index_dir, collection)
-    staging = target.with_name(f"{collection}-staging")
-    old = target.with_name(f"{collection}-old")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    keyword.save_model(staging)
-    (staging / "chunks.json").write_text(
+def save_keyword_index(keyword: KeywordIndex, directory: Path) -> None:
+    """Write the index into `directory` (a build's own folder, not yet read by anyone)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    keyword.save_model(directory)
+    (directory / "chunks.json").write_text(
         json.dumps({"chunk_ids": keyword.chunk_ids, "article_ids": keyword.article_ids}),
         encoding="utf-8",
     )
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    staging.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
-def open_keyword_index(index_dir: Path, collection: str, expected_chunks: int) -> KeywordIndex:
-    """The saved keyword index; `IndexMismatchError` if it is missing or out of step."""
+def load_keyword_index(directory: Path, expected_chunks: int) -> KeywordIndex:
+    """The index saved in `directory`; `IndexDamagedError` if it is missing, damaged or out of
+    step with the vector index's `expected_chunks`."""
     import bm25s
 
-    directory = keyword_dir(index_dir, collection)
     try:
         ids = json.loads((directory / "chunks.json").read_text(encoding="utf-8"))
         model = bm25s.BM25.load(str(directory), show_progress=False)
-    except (OSError, ValueError) as e:
-        raise IndexMismatchError(
-            f"The keyword index at {directory} is missing or damaged. "
-            "Rebuild the index with: python -m index rebuild"
+        keyword = KeywordIndex(model, list(ids["chunk_ids"]), list(ids["article_ids"]))
+        documents = int(model.scores["num_docs"])
+    except FileNotFoundError as e:
+        raise damaged(f"The keyword index at {directory} is missing") from e
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as e:
+        raise damaged(
+            f"The keyword index at {directory} is damaged ({e.__class__.__name__})"
         ) from e
-    keyword = KeywordIndex(model, list(ids["chunk_ids"]), list(ids["article_ids"]))
+    if documents != len(keyword) or len(keyword.article_ids) != len(keyword):
+        raise damaged(f"The keyword index at {directory} is damaged (inconsistent files)")
     if len(keyword) != expected_chunks:
-        raise IndexMismatchError(
+        raise damaged(
             f"The keyword index has {len(keyword)} chunks but the vector index has "
-            f"{expected_chunks}. Rebuild the index with: python -m index rebuild"
+            f"{expected_chunks}"
         )
     return keyword

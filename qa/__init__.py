@@ -12,11 +12,12 @@ from functools import cache
 from index.offline import enforce_offline
 from qa.chain import History, QAChain, build_chain
 from qa.config import Settings
-from qa.types import NOT_COVERED, Answer, Citation, RetrievedChunk
+from qa.types import NOT_COVERED, Answer, CheckedSentence, Citation, RetrievedChunk
 
 __all__ = [
     "NOT_COVERED",
     "Answer",
+    "CheckedSentence",
     "Citation",
     "History",
     "QAChain",

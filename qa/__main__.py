@@ -11,6 +11,7 @@ from pathlib import Path
 from index.errors import CiteqaIndexError
 from index.offline import enforce_offline
 from qa.citations import format_sources
+from qa.config import LLM_BACKENDS
 from qa.errors import CiteqaQAError
 from qa.types import Answer
 
@@ -19,6 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m qa", description=__doc__)
     parser.add_argument("--index-dir", type=Path, help="index directory (CITEQA_INDEX_DIR)")
     parser.add_argument("--model", help="language model (CITEQA_LLM_MODEL)")
+    parser.add_argument(
+        "--backend", choices=LLM_BACKENDS, help="who writes the answer (CITEQA_LLM_BACKEND)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     ask = commands.add_parser("ask", help="answer one question")
     ask.add_argument("question", help="the question, in quotes")
@@ -34,15 +38,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         settings = Settings.from_env()
-        overrides = {"index_dir": args.index_dir, "llm_model": args.model}
+        overrides = {
+            "index_dir": args.index_dir,
+            "llm_model": args.model,
+            "llm_backend": args.backend,
+        }
         settings = settings.model_copy(update={k: v for k, v in overrides.items() if v})
         check_question(args.question, settings.max_question_chars)
         chain = build_chain(settings)
         streaming = sys.stdout.isatty()
+        streamed: list[str] = []
         for event in chain.events(args.question):
             if isinstance(event, Answer):
-                print_answer(event, streamed=streaming)
+                print_answer(event, "".join(streamed))
             elif streaming:
+                streamed.append(event)
                 print(event, end="", flush=True)
         return 0
     except (CiteqaQAError, CiteqaIndexError) as e:
@@ -53,9 +63,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def print_answer(answer: Answer, *, streamed: bool) -> None:
-    """The answer's sources, after the text unless it was already streamed to the terminal."""
-    print("\n" if streamed else answer.text)
+def print_answer(answer: Answer, streamed: str) -> None:
+    """The checked answer (again, if the check changed what was streamed), any notice, the
+    sentences no passage backs, and the sources."""
+    if streamed:
+        print()
+    if answer.text != streamed.strip():
+        print(("\nChecked answer: " if streamed else "") + answer.text)
+    if answer.notice:
+        print(f"\nNote: {answer.notice}")
+    for sentence in answer.unsupported:
+        print(f"\nUnsupported by the articles: {sentence}")
     if answer.citations:
         print("\nSources:")
         print(format_sources(answer.citations))

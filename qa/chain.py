@@ -6,8 +6,9 @@ and ends with the `Answer`. `build_chain` loads the heavy parts (embedder, index
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -17,16 +18,21 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from index.build import fingerprint_for
 from index.embeddings import open_embedder
-from index.keyword import open_keyword_index
 from index.store import open_store
 from prompts import render_prompt
-from qa.citations import build_citations, clean_markers, format_byline
+from qa.citations import clean_markers, format_byline
 from qa.config import Settings
 from qa.errors import GenerationError, QuestionError
-from qa.llm import count_prompt_tokens, open_chat_model
-from qa.models import resolve_model_path
-from qa.retrieval import PassageRetriever
+from qa.evidence import Evidence
+from qa.extractive import extractive_text
+from qa.grounding import check_answer
+from qa.llm import count_prompt_tokens, open_llm
+from qa.retrieval import PassageFilter, PassageRetriever
+from qa.rewrite import rewrite_question
+from qa.text import strip_markers
 from qa.types import NOT_COVERED, Answer, RetrievedChunk
+
+log = logging.getLogger(__name__)
 
 History = Sequence[tuple[str, str]]
 ChainInput = str | dict[str, Any]
@@ -35,7 +41,7 @@ ChainInput = str | dict[str, Any]
 class QAChain(Runnable[ChainInput, Answer]):
     """Answers questions from the index with a chat model; built once, used for many questions."""
 
-    def __init__(self, retriever: PassageRetriever, llm: BaseChatModel, settings: Settings):
+    def __init__(self, retriever: PassageRetriever, llm: BaseChatModel | None, settings: Settings):
         self.retriever = retriever
         self.llm = llm
         self.settings = settings
@@ -44,101 +50,169 @@ class QAChain(Runnable[ChainInput, Answer]):
         self, input: ChainInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Answer:
         """Answer `input`: a question, or a dict with `question` and optionally `history`
-        (`[(question, answer), ...]`) and `exclude_articles` (ids to leave out of retrieval)."""
+        (`[(question, answer), ...]`), `exclude_articles` (ids to leave out of retrieval) and
+        `filters` (a `PassageFilter`: outlets, publication dates)."""
+        filters: PassageFilter | None = None
         if isinstance(input, str):
             question, history, exclude = input, (), ()
         else:
             question = str(input["question"])
             history = tuple(input.get("history", ()))
             exclude = tuple(input.get("exclude_articles", ()))
-        for event in self.events(question, history, exclude):
+            filters = input.get("filters")
+        for event in self.events(question, history, exclude, filters):
             if isinstance(event, Answer):
                 return event
         raise GenerationError("The model produced no answer.")  # pragma: no cover
 
     def events(
-        self, question: str, history: History = (), exclude_articles: Collection[str] = ()
+        self,
+        question: str,
+        history: History = (),
+        exclude_articles: Collection[str] = (),
+        filters: PassageFilter | None = None,
     ) -> Iterator[str | Answer]:
-        """Yield the answer's text pieces as the model writes them, then the complete `Answer`.
+        """Yield the answer's text pieces as they are written, then the checked `Answer`.
 
-        `exclude_articles` leaves those articles out of retrieval, as if they were not indexed.
+        A follow-up is first rewritten into a standalone question for retrieval. Only the
+        sentences that answer it are sent to the model. If the model fails or runs past the
+        timeout, the extractive answer is given instead, with a notice.
+        `exclude_articles` leaves those articles out of retrieval, as if they were not indexed;
+        `filters` keeps only passages from the chosen outlets and publication dates.
         """
         started = time.perf_counter()
         question = check_question(question, self.settings.max_question_chars)
+        turns = self.settings.history_turns
+        history = tuple(history)[-turns:] if turns else ()
+        standalone = self.standalone(question, history)
         passages, timings = self.retriever.timed_search(
-            question, self.settings.top_k, exclude_articles
+            standalone, self.settings.top_k, exclude_articles, filters
         )
-        if not covers(passages, self.settings.min_relevance):
+        checking = time.perf_counter()
+        evidence = gather_evidence(self.retriever, standalone, passages)
+        timings["evidence"] = time.perf_counter() - checking
+        base = Answer(
+            question=question,
+            text=NOT_COVERED,
+            citations=(),
+            retrieved=tuple(passages),
+            covered=False,
+            backend=self.backend,
+            standalone_question=standalone if standalone != question else None,
+        )
+        if evidence.best_relevance < self.settings.min_relevance:
             yield NOT_COVERED
-            elapsed = time.perf_counter() - started
-            yield not_covered_answer(question, passages, elapsed, timings=timings)
+            yield replace(base, seconds_total=time.perf_counter() - started, timings=timings)
             return
-        messages = build_messages(question, passages, history, self.settings.history_turns)
+        if self.llm is None:
+            text = extractive_text(evidence)
+            yield text
+            yield self.finish(base, text, evidence, started, timings)
+            return
+        messages = build_messages(
+            question,
+            evidence,
+            history,
+            self.retriever.embedder.count_tokens,
+            self.settings.prompt_passage_tokens,
+        )
         generating = time.perf_counter()
         pieces: list[str] = []
         first: float | None = None
+        notice: str | None = None
         try:
             for chunk in self.llm.stream(messages):
-                piece = chunk.text
-                if piece:
+                if chunk.text:
                     if first is None:
                         first = time.perf_counter() - started
-                    pieces.append(piece)
-                    yield piece
-        except Exception as e:  # llama.cpp raises plain RuntimeError/ValueError
-            raise GenerationError(f"The language model failed while answering: {e}") from e
+                    pieces.append(chunk.text)
+                    yield chunk.text
+                if time.perf_counter() - generating > self.settings.llm_timeout_s:
+                    notice = (
+                        f"The language model took longer than {self.settings.llm_timeout_s:g} s, "
+                        "so these are the best supporting sentences instead."
+                    )
+                    break
+        except Exception as e:  # llama.cpp raises plain errors; HTTP clients their own
+            log.warning("the language model failed: %s", e)
+            notice = (
+                f"The language model failed ({type(e).__name__}), so these are the best "
+                "supporting sentences instead."
+            )
         timings["generate"] = time.perf_counter() - generating
-        answer = finish_answer(question, "".join(pieces), passages, first, started)
-        yield replace(
-            answer, timings=timings, prompt_tokens=count_prompt_tokens(self.llm, messages)
+        answer = replace(
+            base,
+            seconds_to_first_token=first,
+            prompt_tokens=count_prompt_tokens(self.llm, messages),
+        )
+        if notice is not None:
+            text = extractive_text(evidence)
+            yield "\n\n" + text
+            fallback = replace(answer, backend="extractive", notice=notice)
+            yield self.finish(fallback, text, evidence, started, timings)
+            return
+        yield self.finish(answer, "".join(pieces), evidence, started, timings)
+
+    @property
+    def backend(self) -> str:
+        """Who writes the answers: the configured backend, or "extractive" without a model."""
+        return "extractive" if self.llm is None else self.settings.llm_backend
+
+    def standalone(self, question: str, history: History) -> str:
+        """The question to retrieve with: rewritten to stand alone when it leans on history."""
+        if not history:
+            return question
+        llm = self.llm if self.settings.rewrite_with_model else None
+        return rewrite_question(question, answered_turns(history), llm)
+
+    def finish(
+        self,
+        answer: Answer,
+        raw: str,
+        evidence: Evidence,
+        started: float,
+        timings: dict[str, float],
+    ) -> Answer:
+        """The final `Answer`: every sentence checked against the passages. An answer that the
+        model declined, or that no passage backs at all, is "not covered"."""
+        checking = time.perf_counter()
+        checked = None if is_not_covered(raw) else check_answer(raw, evidence)
+        timings["check"] = time.perf_counter() - checking
+        elapsed = time.perf_counter() - started
+        if checked is None or not any(s.supported and s.markers for s in checked.sentences):
+            return replace(answer, seconds_total=elapsed, timings=timings)
+        relevance = max(
+            evidence.span_relevance(c.marker, start, end)
+            for c in checked.citations
+            for start, end in c.spans
+        )
+        if relevance < self.settings.min_answer_relevance:
+            return replace(answer, seconds_total=elapsed, timings=timings, relevance=relevance)
+        return replace(
+            answer,
+            relevance=relevance,
+            text=checked.text,
+            citations=checked.citations,
+            sentences=checked.sentences,
+            covered=True,
+            seconds_total=elapsed,
+            timings=timings,
         )
 
 
-def finish_answer(
-    question: str,
-    raw: str,
-    passages: Sequence[RetrievedChunk],
-    first: float | None,
-    started: float,
-) -> Answer:
-    """The `Answer` for generated text: dangling markers dropped, citations resolved."""
-    elapsed = time.perf_counter() - started
-    if is_not_covered(raw) or not raw.strip():
-        return not_covered_answer(question, passages, elapsed, first)
-    text = clean_markers(raw, set(range(1, len(passages) + 1)))
-    return Answer(
-        question=question,
-        text=text,
-        citations=build_citations(text, passages),
-        retrieved=tuple(passages),
-        covered=True,
-        seconds_to_first_token=first,
-        seconds_total=elapsed,
-    )
+def gather_evidence(
+    retriever: PassageRetriever, question: str, passages: Sequence[RetrievedChunk]
+) -> Evidence:
+    """The sentence-level evidence for `question` in `passages`, words weighted by rarity in
+    the index when it has a keyword index."""
+    keyword = retriever.keyword
+    weight = keyword.term_weight if keyword is not None else None
+    return Evidence(retriever.embedder, question, passages, weight)
 
 
-def not_covered_answer(
-    question: str,
-    passages: Sequence[RetrievedChunk],
-    elapsed: float,
-    first: float | None = None,
-    timings: dict[str, float] | None = None,
-) -> Answer:
-    return Answer(
-        question=question,
-        text=NOT_COVERED,
-        citations=(),
-        retrieved=tuple(passages),
-        covered=False,
-        seconds_to_first_token=first,
-        seconds_total=elapsed,
-        timings=timings or {},
-    )
-
-
-def covers(passages: Sequence[RetrievedChunk], min_relevance: float) -> bool:
-    """The relevance gate: some passage is similar enough to the question to try answering."""
-    return bool(passages) and max(p.similarity for p in passages) >= min_relevance
+def answered_turns(history: History) -> list[tuple[str, str]]:
+    """The earlier turns that got a real answer: a refusal must not steer later turns."""
+    return [(q, a) for q, a in history if a.strip() and not is_not_covered(a)]
 
 
 def check_question(question: str, max_chars: int) -> str:
@@ -160,39 +234,52 @@ def is_not_covered(text: str) -> bool:
     return normal.startswith(NOT_COVERED.lower().rstrip("."))
 
 
-def format_passages(passages: Sequence[RetrievedChunk]) -> str:
-    """The numbered passages as the model reads them."""
-    return "\n\n".join(
-        render_prompt(
-            "passage",
-            number=str(i),
-            title=p.chunk.title,
-            byline=format_byline(p.chunk.source, p.chunk.published),
-            text=p.chunk.text,
+def format_passages(evidence: Evidence, count_tokens: Callable[[str], int], budget: int) -> str:
+    """The passages as the model reads them: only their sentences that best answer the
+    question (within `budget` tokens), numbered as retrieved, gaps shown as "..."."""
+    blocks = []
+    for number, chosen in evidence.select(budget, count_tokens).items():
+        chunk = evidence.passages[number - 1].chunk
+        pieces: list[str] = []
+        previous: int | None = None
+        for i in chosen:
+            if previous is not None and i != previous + 1:
+                pieces.append("...")
+            pieces.append(strip_markers(evidence.sentences[i].text))
+            previous = i
+        blocks.append(
+            render_prompt(
+                "passage",
+                number=str(number),
+                title=strip_markers(chunk.title),
+                byline=format_byline(chunk.source, chunk.published),
+                text=" ".join(pieces),
+            )
         )
-        for i, p in enumerate(passages, start=1)
-    )
+    return "\n\n".join(blocks)
 
 
 def build_messages(
-    question: str, passages: Sequence[RetrievedChunk], history: History, turns: int
+    question: str,
+    evidence: Evidence,
+    history: History,
+    count_tokens: Callable[[str], int],
+    budget: int,
 ) -> list[BaseMessage]:
-    """System rules, the last `turns` answered exchanges, then the passages and the question."""
+    """The fixed system rules (first, so the model's cache keeps them), the earlier answered
+    turns, then the selected passage sentences and the question."""
     messages: list[BaseMessage] = [
         SystemMessage(render_prompt("answer_system", not_covered=NOT_COVERED))
     ]
-    # Refusals are left out so that an earlier "not covered" does not teach the model to refuse.
-    answered = [(q, a) for q, a in history if a.strip() and not is_not_covered(a)]
-    for past_question, past_answer in answered[-turns:] if turns else []:
+    for past_question, past_answer in answered_turns(history):
         messages.append(HumanMessage(past_question))
         messages.append(AIMessage(clean_markers(past_answer, set())))
     messages.append(
         HumanMessage(
             render_prompt(
                 "answer_user",
-                passages=format_passages(passages),
+                passages=format_passages(evidence, count_tokens, budget),
                 question=question,
-                not_covered=NOT_COVERED,
             )
         )
     )
@@ -202,11 +289,10 @@ def build_messages(
 def build_retriever(settings: Settings) -> PassageRetriever:
     """Load the embedding model and open the index, refusing one built with other settings."""
     embedder = open_embedder(settings.embedding_model_path, settings.embed_batch_size)
-    store = open_store(settings.index_dir, settings.collection)
+    store = open_store(settings.index_dir, settings.collection, settings.chroma_url)
     store.check(fingerprint_for(settings, embedder))
-    keyword = None
-    if settings.retriever != "dense":
-        keyword = open_keyword_index(settings.index_dir, settings.collection, store.count())
+    # The store moves itself and this keyword index to each new build a writer publishes.
+    keyword = store.keyword_index() if settings.retriever != "dense" else None
     return PassageRetriever(
         embedder=embedder,
         store=store,
@@ -220,11 +306,4 @@ def build_retriever(settings: Settings) -> PassageRetriever:
 def build_chain(settings: Settings, retriever: PassageRetriever | None = None) -> QAChain:
     """The retriever (built here unless given) and the chat model, loaded once."""
     retriever = retriever or build_retriever(settings)
-    llm = open_chat_model(
-        resolve_model_path(settings.llm_model, settings.model_cache_dir),
-        context_tokens=settings.llm_context_tokens,
-        threads=settings.llm_threads,
-        max_tokens=settings.max_answer_tokens,
-        temperature=settings.temperature,
-    )
-    return QAChain(retriever, llm, settings)
+    return QAChain(retriever, open_llm(settings), settings)

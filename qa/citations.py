@@ -63,10 +63,12 @@ def format_byline(source: str | None, published: str | None) -> str:
 
 
 def format_sources(citations: Sequence[Citation]) -> str:
-    """Plain-text list of sources, one block per citation, for terminals and logs."""
+    """Plain-text list of sources, one block per citation, for terminals and logs: the part of
+    the passage that backs the answer, or the whole passage when that is unknown."""
     blocks = []
     for c in citations:
         head = f"[{c.marker}] {c.title} ({format_byline(c.source, c.published)})"
         link = f"\n    {c.url}" if c.url else ""
-        blocks.append(f'{head}{link}\n    "{c.passage}"')
+        quoted = " ... ".join(c.passage[start:end] for start, end in c.spans) or c.passage
+        blocks.append(f'{head}{link}\n    "{quoted}"')
     return "\n".join(blocks)

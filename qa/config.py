@@ -6,12 +6,14 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from index.config import IndexSettings
 
 RetrieverMode = Literal["dense", "bm25", "hybrid"]
 RETRIEVER_MODES: tuple[RetrieverMode, ...] = ("dense", "bm25", "hybrid")
+LlmBackend = Literal["local", "openai", "extractive"]
+LLM_BACKENDS: tuple[LlmBackend, ...] = ("local", "openai", "extractive")
 
 
 def _default_threads() -> int:
@@ -35,17 +37,40 @@ class Settings(IndexSettings):
         "get a chance.",
     )
     min_relevance: float = Field(
-        0.35,
-        ge=-1.0,
+        0.42,
+        ge=0.0,
         le=1.0,
-        description="Cosine similarity the best passage needs, else the answer is "
-        '"the articles don\'t cover this" and the model is not called.',
+        description="Relevance (meaning and shared rare words) the best retrieved sentence "
+        'needs, else the answer is "the articles don\'t cover this" and no model is called.',
+    )
+    min_answer_relevance: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Relevance to the question that the passage text backing an answer needs, "
+        'else the answer is "the articles don\'t cover this".',
+    )
+    prompt_passage_tokens: int = Field(
+        160,
+        ge=32,
+        le=3000,
+        description="Passage text sent to the model, in tokens: the sentences that best answer "
+        "the question, from the best passages.",
+    )
+    rewrite_with_model: bool = Field(
+        True,
+        description="Rewrite follow-up questions with the model (else by a rule) before retrieval.",
     )
     max_question_chars: int = Field(
         2000, ge=10, description="Longest question accepted, in characters."
     )
     history_turns: int = Field(
         3, ge=0, le=20, description="Earlier question/answer pairs sent to the model."
+    )
+    llm_backend: LlmBackend = Field(
+        "local",
+        description="Who writes answers: `local` (llama.cpp, default), `openai` (any "
+        "OpenAI-compatible server) or `extractive` (no model: the best supporting sentences).",
     )
     llm_model: str = Field(
         "qwen2.5-coder-1.5b",
@@ -54,6 +79,23 @@ class Settings(IndexSettings):
     model_cache_dir: Path = Field(
         default_factory=lambda: Path.home() / ".cache" / "citeqa" / "models",
         description="Where the default model is assembled and verified once.",
+    )
+    openai_base_url: str | None = Field(
+        None,
+        description="Base URL of the OpenAI-compatible server for the `openai` backend, e.g. "
+        "`http://127.0.0.1:8000/v1`.",
+    )
+    openai_model: str = Field(
+        "default", description="Model name sent to the OpenAI-compatible server."
+    )
+    openai_api_key: SecretStr = Field(
+        SecretStr("not-needed"),
+        description="API key for the OpenAI-compatible server (local servers ignore it).",
+    )
+    llm_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds an answer may take before the extractive answer is given instead.",
     )
     llm_threads: int = Field(
         default_factory=_default_threads, ge=1, description="CPU threads for generation."
@@ -65,3 +107,21 @@ class Settings(IndexSettings):
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature.")
     host: str = Field("127.0.0.1", description="Address the web UI binds to.")
     port: int = Field(7860, ge=1, le=65535, description="Port of the web UI.")
+    auth_username: str | None = Field(
+        None,
+        description="Username for the web UI's login; with `CITEQA_AUTH_PASSWORD`, the page asks "
+        "for it. Required when `CITEQA_HOST` is not a loopback address.",
+    )
+    auth_password: SecretStr | None = Field(
+        None, description="Password for the web UI's login (see `CITEQA_AUTH_USERNAME`)."
+    )
+    max_upload_mb: int = Field(
+        20, ge=1, le=1024, description="Largest file the web UI accepts for upload, in MB."
+    )
+    queue_size: int = Field(
+        16,
+        ge=1,
+        le=1000,
+        description="Questions and uploads the web UI holds waiting; when full, new ones are "
+        "refused at once with a message.",
+    )

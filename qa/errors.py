@@ -19,5 +19,9 @@ class GenerationError(CiteqaQAError):
     """The language model failed while writing an answer."""
 
 
+class UploadError(CiteqaQAError):
+    """Articles cannot be added from the web page (the index holds articles from elsewhere)."""
+
+
 # Every error whose message is meant for the user, whichever package raised it.
 USER_ERRORS: tuple[type[Exception], ...] = (CiteqaQAError, CiteqaIndexError)

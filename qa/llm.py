@@ -1,19 +1,143 @@
-"""The chat model: llama.cpp through LangChain's `ChatLlamaCpp`. The only module that imports it."""
+"""The chat model: llama.cpp (`ChatLlamaCpp`) or an OpenAI-compatible server (`ChatOpenAI`).
+
+The only module that imports either client.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.exceptions import ModelConnectionError, ModelError, ModelTimeoutError
 from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
-from qa.errors import ModelFileError
+from index.errors import SettingsError
+from qa.config import Settings
+from qa.errors import GenerationError, ModelFileError
+from qa.models import resolve_model_path
 
 log = logging.getLogger(__name__)
+
+
+def open_llm(settings: Settings) -> BaseChatModel | None:
+    """The chat model the settings ask for; None for the `extractive` backend (no model)."""
+    if settings.llm_backend == "extractive":
+        return None
+    if settings.llm_backend == "openai":
+        return open_server_model(settings)
+    return open_chat_model(
+        resolve_model_path(settings.llm_model, settings.model_cache_dir),
+        context_tokens=settings.llm_context_tokens,
+        threads=settings.llm_threads,
+        max_tokens=settings.max_answer_tokens,
+        temperature=settings.temperature,
+    )
+
+
+def open_server_model(settings: Settings) -> BaseChatModel:
+    """A streaming chat model on the OpenAI-compatible server at `settings.openai_base_url`.
+
+    That URL is the only host contacted: proxy variables, `OPENAI_*` URLs and redirects are
+    ignored, nothing is retried, and every network wait is bounded by `llm_timeout_s`.
+    """
+    base_url = (settings.openai_base_url or "").strip().rstrip("/")
+    if not base_url:
+        raise SettingsError(
+            "The openai backend needs a server: set CITEQA_OPENAI_BASE_URL "
+            "(e.g. http://127.0.0.1:8000/v1), or choose CITEQA_LLM_BACKEND=local."
+        )
+    if not base_url.startswith(("http://", "https://")):
+        raise SettingsError(
+            f"CITEQA_OPENAI_BASE_URL must start with http:// or https:// (got {base_url!r})."
+        )
+    import openai
+    from langchain_openai import ChatOpenAI
+
+    chat = ChatOpenAI(
+        base_url=base_url,
+        model=settings.openai_model,
+        api_key=settings.openai_api_key,
+        temperature=settings.temperature,
+        # Sent as `max_tokens`, which every OpenAI-compatible server reads; ChatOpenAI's own
+        # field goes out as `max_completion_tokens`, which llama.cpp's Python server ignores.
+        extra_body={"max_tokens": settings.max_answer_tokens},
+        timeout=settings.llm_timeout_s,
+        max_retries=0,
+        streaming=True,
+        use_responses_api=False,
+        openai_proxy=None,
+        http_socket_options=(),
+        # Own HTTP clients: no proxy or certificate settings from the environment, no redirects
+        # to another host.
+        http_client=openai.DefaultHttpxClient(trust_env=False, follow_redirects=False),
+        http_async_client=openai.DefaultAsyncHttpxClient(trust_env=False, follow_redirects=False),
+    )
+    return ServerChatModel(chat=chat, base_url=base_url, timeout_s=settings.llm_timeout_s)
+
+
+class ServerChatModel(BaseChatModel):
+    """A chat model on a server whose failures become `GenerationError`s saying what to do."""
+
+    chat: BaseChatModel
+    base_url: str
+    timeout_s: float
+
+    @property
+    def _llm_type(self) -> str:
+        return "openai-compatible-server"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"base_url": self.base_url, **self.chat._identifying_params}
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        # The server always streams, so a whole answer is its streamed chunks joined.
+        return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        with self._explained_errors():
+            yield from self.chat._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+    @contextlib.contextmanager
+    def _explained_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except ModelTimeoutError as e:
+            raise GenerationError(
+                f"The language model server at {self.base_url} did not answer within "
+                f"{self.timeout_s:g} s. Check that it is running and not overloaded, or raise "
+                "CITEQA_LLM_TIMEOUT_S."
+            ) from e
+        except ModelConnectionError as e:
+            raise GenerationError(
+                f"Cannot reach the language model server at {self.base_url} ({e}). Start it, or "
+                "fix CITEQA_OPENAI_BASE_URL."
+            ) from e
+        except ModelError as e:
+            raise GenerationError(
+                f"The language model server at {self.base_url} refused the request: {e}. Check "
+                "CITEQA_OPENAI_BASE_URL, CITEQA_OPENAI_MODEL and CITEQA_OPENAI_API_KEY."
+            ) from e
 
 
 def open_chat_model(
@@ -52,7 +176,8 @@ def open_chat_model(
 
 
 def count_prompt_tokens(llm: BaseChatModel, messages: Sequence[BaseMessage]) -> int | None:
-    """Tokens of `messages` as a llama.cpp model reads them (chat markup not counted)."""
+    """Tokens of `messages` as a llama.cpp model reads them (chat markup not counted); None for
+    a model that cannot count them here (an OpenAI-compatible server)."""
     client = getattr(llm, "client", None)
     tokenize = getattr(client, "tokenize", None)
     if tokenize is None:

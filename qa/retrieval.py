@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,38 @@ from qa.types import RetrievedChunk
 Candidate = tuple[Chunk, float, float]
 RRF_K = 60  # the usual constant of reciprocal rank fusion
 FUSION_DEPTH = 20  # candidates taken from each list before fusing
+# With a filter, candidates taken from each list before the filter is applied (dates are only
+# known per chunk, so filtered searches look deeper and keep the passages that pass).
+FILTER_DEPTH = 100
+UNKNOWN_SOURCE = "(unknown)"  # the outlet of articles that name none (as `IndexStats` lists it)
+
+
+@dataclass(frozen=True, slots=True)
+class PassageFilter:
+    """Which passages a search may return: from one of `sources` (outlets; empty: any), and
+    published between `published_from` and `published_to` (ISO dates, both included; None: no
+    bound). When a date bound is set, passages of unknown date are left out."""
+
+    sources: frozenset[str] = frozenset()
+    published_from: str | None = None
+    published_to: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.sources or self.published_from or self.published_to)
+
+    def allows(self, chunk: Chunk) -> bool:
+        if self.sources and (chunk.source or UNKNOWN_SOURCE) not in self.sources:
+            return False
+        if self.published_from or self.published_to:
+            day = (chunk.published or "")[:10]
+            if not day:
+                return False
+            if self.published_from and day < self.published_from:
+                return False
+            if self.published_to and day > self.published_to:
+                return False
+        return True
 
 
 class PassageRetriever(BaseRetriever):
@@ -39,26 +72,40 @@ class PassageRetriever(BaseRetriever):
     max_per_article: int = 0  # 0: no limit
 
     def search(
-        self, question: str, k: int | None = None, exclude_articles: Collection[str] = ()
+        self,
+        question: str,
+        k: int | None = None,
+        exclude_articles: Collection[str] = (),
+        filters: PassageFilter | None = None,
     ) -> list[RetrievedChunk]:
-        """The best `k` passages for `question`, best first, leaving out `exclude_articles`."""
-        return self.timed_search(question, k, exclude_articles)[0]
+        """The best `k` passages for `question`, best first, leaving out `exclude_articles`
+        and passages that `filters` does not allow."""
+        return self.timed_search(question, k, exclude_articles, filters)[0]
 
     def timed_search(
-        self, question: str, k: int | None = None, exclude_articles: Collection[str] = ()
+        self,
+        question: str,
+        k: int | None = None,
+        exclude_articles: Collection[str] = (),
+        filters: PassageFilter | None = None,
     ) -> tuple[list[RetrievedChunk], dict[str, float]]:
         """`search`, with the seconds spent in each stage (`embed`, `search`)."""
         k = k or self.k
+        self.store.refresh()  # follow a newly published build before searching either index
         started = time.perf_counter()
         vector = self.embedder.embed_query(question)
         embedded = time.perf_counter()
-        # With a per-article limit, look deeper so that k passages remain after it.
+        # With a per-article limit or a filter, look deeper so that k passages remain after it.
         depth = max(FUSION_DEPTH, k) if self.max_per_article else k
+        if filters is not None and filters.active:
+            depth = max(FILTER_DEPTH, k)
         if self.mode == "dense":
             found = self.store.query(vector, depth, exclude_articles)
             candidates = [(f.chunk, f.score, f.score) for f in found]
         else:
             candidates = self._keyword_or_hybrid(question, vector, depth, exclude_articles)
+        if filters is not None and filters.active:
+            candidates = [c for c in candidates if filters.allows(c[0])]
         kept = limit_per_article(candidates, self.max_per_article, k)
         hits = [
             RetrievedChunk(chunk, score, rank, similarity)

@@ -23,7 +23,8 @@ class RetrievedChunk:
 
 @dataclass(frozen=True, slots=True)
 class Citation:
-    """What an answer's `[marker]` cites; `start`/`end` locate the passage in its article."""
+    """What an answer's `[marker]` cites; `start`/`end` locate the passage in its article and
+    `spans` the parts of the passage (offsets into `passage`) that back the citing sentences."""
 
     marker: int
     article_id: str
@@ -35,6 +36,20 @@ class Citation:
     start: int
     end: int
     score: float
+    spans: tuple[tuple[int, int], ...] = ()
+    support: float = 0.0  # how well the best span backs its sentence, in [0, 1]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedSentence:
+    """One sentence of an answer after the citation check. `markers` are the passages that back
+    it; `supported` is False when no retrieved passage does (the sentence is shown flagged).
+    `score` is the best support found (None for sentences with nothing to check)."""
+
+    text: str
+    markers: tuple[int, ...]
+    supported: bool
+    score: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +66,14 @@ class Answer:
     # Seconds per stage: "embed", "search", "generate" (the last only when the model ran).
     timings: Mapping[str, float] = field(default_factory=dict)
     prompt_tokens: int | None = None  # tokens sent to the model, when it was called
+    sentences: tuple[CheckedSentence, ...] = ()  # the checked sentences of `text`
+    backend: str = "local"  # who wrote the text: "local", "openai" or "extractive"
+    notice: str | None = None  # shown beside the answer, e.g. why the extractive fallback ran
+    standalone_question: str | None = None  # the rewrite used for retrieval, for a follow-up
+    # How well the passage text backing the answer matches the question, in [0, 1].
+    relevance: float | None = None
+
+    @property
+    def unsupported(self) -> tuple[str, ...]:
+        """Sentences no retrieved passage backs."""
+        return tuple(s.text for s in self.sentences if not s.supported)

@@ -2,13 +2,14 @@
 
 python -m qa.eval --articles A.jsonl --questions Q.jsonl [--distractors D.jsonl]
     [--limit N] [--retriever dense,bm25,hybrid] [--answers | --no-answers]
-    [--unanswerable 0.2] [--report DIR]
+    [--unanswerable 0.2] [--report DIR] [--conversations C.jsonl]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import random
 import sys
 import time
 from collections.abc import Sequence
@@ -21,12 +22,14 @@ from index.progress import progress_bar
 from qa.chain import build_chain, build_retriever
 from qa.config import RETRIEVER_MODES, RetrieverMode, Settings
 from qa.errors import USER_ERRORS
+from qa.eval.conversations import format_follow_up, load_conversations, measure_rewrites
 from qa.eval.data import load_questions
 from qa.eval.report import format_answers, format_table, write_report
 from qa.eval.runner import (
     CorpusSpec,
     EvalRun,
     answer_metrics,
+    answer_rows,
     choose_hidden,
     gate_metrics,
     latency_metrics,
@@ -57,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--distractors-limit", type=int, help="index only the first N distractors")
     parser.add_argument("--limit", type=int, help="ask only the first N questions")
     parser.add_argument(
+        "--sample", type=int, help="ask a seeded random sample of N questions (after --limit)"
+    )
+    parser.add_argument(
         "--retriever",
         type=parse_retrievers,
         default=None,
@@ -82,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path(".citeqa-eval"),
         help="where evaluation indexes are kept, keyed by content (default .citeqa-eval)",
+    )
+    parser.add_argument(
+        "--conversations",
+        type=Path,
+        help="multi-turn conversations (.jsonl): recall@5 of follow-up turns asked raw, "
+        "rewritten (by rules; with --answers also by the model) and standalone",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
@@ -109,6 +121,9 @@ def evaluate(args: argparse.Namespace) -> int:
     spec = CorpusSpec(args.articles, args.distractors, args.distractors_limit)
     articles = load_corpus(spec)
     questions = load_questions(args.questions, args.limit)
+    if args.sample is not None and args.sample < len(questions):
+        questions = random.Random(args.seed).sample(questions, args.sample)
+    conversations = load_conversations(args.conversations) if args.conversations else None
     with progress_bar("Indexing", unit="chunk", quiet=args.quiet) as progress:
         settings = prepare_index(articles, settings, embedder, args.cache_dir, progress)
     index_seconds = time.perf_counter() - started
@@ -128,18 +143,34 @@ def evaluate(args: argparse.Namespace) -> int:
         retriever = base.model_copy(update={"mode": mode})
         with progress_bar(f"Questions ({mode})", unit="question", quiet=args.quiet) as progress:
             run = run_questions(
-                retriever, questions, hidden, chain if position == 0 else None, progress
+                retriever,
+                questions,
+                hidden,
+                settings.top_k,
+                chain if position == 0 else None,
+                progress,
             )
         runs.append(run)
         per_retriever[mode] = {
             "retrieval": {
                 **retrieval_metrics(run.results),
-                **gate_metrics(run.results, settings.min_relevance, settings.top_k),
+                **gate_metrics(run.results, settings.min_relevance),
             },
             "latency": latency_metrics(run.results),
         }
         if position == 0 and chain is not None:
             answers = answer_metrics(run.results)
+    follow_ups: dict[str, Any] | None = None
+    if conversations is not None:
+        follow_ups = {
+            "file": str(args.conversations),
+            "retriever": modes[0],
+            "rewrites": measure_rewrites(
+                base.model_copy(update={"mode": modes[0]}),
+                conversations,
+                chain.llm if chain is not None else None,
+            ),
+        }
     report: dict[str, Any] = {
         "articles": str(args.articles),
         "questions": str(args.questions),
@@ -154,10 +185,15 @@ def evaluate(args: argparse.Namespace) -> int:
             "chunk_overlap_tokens": settings.chunk_overlap_tokens,
             "top_k": settings.top_k,
             "min_relevance": settings.min_relevance,
+            "min_answer_relevance": settings.min_answer_relevance,
+            "prompt_passage_tokens": settings.prompt_passage_tokens,
+            "llm_backend": settings.llm_backend,
             "llm_model": settings.llm_model if chain else None,
         },
         "retrievers": per_retriever,
         "answers": answers,
+        "answer_rows": answer_rows(runs[0].results) if chain is not None else None,
+        "conversations": follow_ups,
     }
     print(
         f"{len(questions)} questions ({len(hidden)} with their articles hidden), "
@@ -170,6 +206,9 @@ def evaluate(args: argparse.Namespace) -> int:
         latency = per_retriever[modes[0]]["latency"]
         print(f"{'first token s':>24}: {latency['first_token_s']}")
         print(f"{'prompt tokens':>24}: {latency['prompt_tokens']}")
+    if follow_ups is not None:
+        print(f"\nFollow-up turns ({modes[0]} retrieval), article recall@5:")
+        print(format_follow_up(follow_ups["rewrites"]))
     if args.report is not None:
         for path in write_report(report, runs, args.report):
             print(f"wrote {path}")

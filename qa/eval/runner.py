@@ -17,7 +17,7 @@ from index.embeddings import Embedder
 from index.errors import CiteqaIndexError
 from index.progress import ProgressCallback
 from index.store import open_store
-from qa.chain import QAChain, covers
+from qa.chain import QAChain, gather_evidence
 from qa.citations import clean_markers
 from qa.config import Settings
 from qa.eval.data import EvalQuestion
@@ -59,6 +59,7 @@ class QuestionResult:
     hidden: bool  # its gold articles were left out of retrieval ("unanswerable")
     retrieved: tuple[RetrievedChunk, ...]
     timings: dict[str, float]
+    relevance: float  # the best sentence's relevance among the top_k passages (the gate's input)
     answer: Answer | None = None
 
 
@@ -101,7 +102,8 @@ def prepare_index(
 ) -> Settings:
     """Settings pointing at an index of `articles`, built with the real index code or reused."""
     index_dir = cache_dir / corpus_key(articles, settings, embedder)
-    cached = settings.model_copy(update={"index_dir": index_dir})
+    # Always a local index: evaluation must never replace a shared server index.
+    cached = settings.model_copy(update={"index_dir": index_dir, "chroma_url": None})
     try:
         open_store(index_dir, settings.collection).check(fingerprint_for(settings, embedder))
         log.info("reusing the evaluation index at %s", index_dir)
@@ -122,6 +124,7 @@ def run_questions(
     retriever: PassageRetriever,
     questions: Sequence[EvalQuestion],
     hidden: set[str],
+    top_k: int,
     chain: QAChain | None = None,
     progress: ProgressCallback | None = None,
 ) -> EvalRun:
@@ -132,6 +135,7 @@ def run_questions(
         # Retrieval metrics need the top 10; the chain retrieves its own top_k again (a few ms
         # beside seconds of generation) so that the answer path is exactly the product's.
         retrieved, timings = retriever.timed_search(question.question, SEARCH_DEPTH, exclude)
+        relevance = gather_evidence(retriever, question.question, retrieved[:top_k]).best_relevance
         answer = None
         if chain is not None:
             answer = chain.invoke(
@@ -140,7 +144,7 @@ def run_questions(
             if "generate" in answer.timings:
                 timings["generate"] = answer.timings["generate"]
         run.results.append(
-            QuestionResult(question, bool(exclude), tuple(retrieved), timings, answer)
+            QuestionResult(question, bool(exclude), tuple(retrieved), timings, relevance, answer)
         )
         if progress is not None:
             progress(done, len(questions))
@@ -177,12 +181,12 @@ def retrieval_metrics(results: Sequence[QuestionResult]) -> dict[str, float | No
 
 
 def gate_metrics(
-    results: Sequence[QuestionResult], min_relevance: float, top_k: int
+    results: Sequence[QuestionResult], min_relevance: float
 ) -> dict[str, float | None]:
     """How the chain's relevance gate alone ("not covered" before the model) decides."""
 
     def abstains(r: QuestionResult) -> float:
-        return float(not covers(r.retrieved[:top_k], min_relevance))
+        return float(r.relevance < min_relevance)
 
     return {
         "gate_abstention": mean([abstains(r) for r in results if r.hidden]),
@@ -216,6 +220,17 @@ def answer_metrics(results: Sequence[QuestionResult]) -> dict[str, float | None]
         "citation_precision": mean([p for p in precisions if p is not None]),
         "answers_with_citations": mean(
             [float(bool(r.answer.citations)) for r in answerable if r.answer is not None]
+        ),
+        "unsupported_sentences": mean(
+            [
+                float(not sentence.supported)
+                for r in answerable
+                if r.answer is not None
+                for sentence in r.answer.sentences
+            ]
+        ),
+        "fallbacks": mean(
+            [float(r.answer.notice is not None) for r in answered if r.answer is not None]
         ),
         "abstention": mean(
             [float(not r.answer.covered) for r in answered if r.hidden and r.answer is not None]
@@ -260,3 +275,33 @@ def latency_metrics(results: Sequence[QuestionResult]) -> dict[str, Any]:
         else None,
         "prompt_tokens": {"mean": mean(tokens), "p50": percentile(tokens, 50)} if tokens else None,
     }
+
+
+def answer_rows(results: Sequence[QuestionResult]) -> list[dict[str, Any]]:
+    """One record per answered question, for the report: what was said, cited and scored."""
+    rows = []
+    for r in results:
+        if r.answer is None:
+            continue
+        text = clean_markers(r.answer.text, set())
+        rows.append(
+            {
+                "id": r.question.id,
+                "question": r.question.question,
+                "hidden": r.hidden,
+                "gate_relevance": round(r.relevance, 4),
+                "covered": r.answer.covered,
+                "answer": r.answer.text,
+                "answer_relevance": r.answer.relevance,
+                "correct": answer_accuracy(text, r.question.answers) if r.answer.covered else 0.0,
+                "gold": list(r.question.answers[:3]),
+                "citations": [[c.marker, c.article_id] for c in r.answer.citations],
+                "unsupported": list(r.answer.unsupported),
+                "backend": r.answer.backend,
+                "notice": r.answer.notice,
+                "first_token_s": r.answer.seconds_to_first_token,
+                "total_s": round(r.answer.seconds_total, 2),
+                "prompt_tokens": r.answer.prompt_tokens,
+            }
+        )
+    return rows

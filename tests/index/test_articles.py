@@ -108,8 +108,110 @@ def test_same_text_gives_same_content_id(tmp_path: Path) -> None:
     write(tmp_path / "a.txt", "Title\n\nBody text.")
     write(tmp_path / "b.txt", "Title\n\nBody text.")
     write(tmp_path / "c.txt", "Title\n\nOther text.")
-    ids = [a.id for a in load_articles(tmp_path).articles]
+    ids = [a.id for a in load_articles(tmp_path, dedup=False).articles]
     assert ids[0] == ids[1] != ids[2]
+    result = load_articles(tmp_path)  # the exact copy is indexed once
+    assert [a.id for a in result.articles] == [ids[0], ids[2]]
+    assert [(Path(d.origin).name, d.kept_id, d.similarity) for d in result.duplicates] == [
+        ("b.txt", ids[0], 1.0)
+    ]
+
+
+def test_every_input_is_counted_once_in_a_mixed_folder(tmp_path: Path) -> None:
+    story = "Bridge reopens\n\n" + " ".join(
+        f"Lane {n} of the bridge reopened today." for n in range(30)
+    )
+    write(tmp_path / "bridge.txt", story)
+    write(tmp_path / "copies" / "bridge-again.md", story.replace("today", "on Monday", 1))
+    write(tmp_path / "port.html", NEWS_HTML)
+    write(tmp_path / "letter.pdf", make_pdf(["Letter to readers", "We print on paper."]))
+    write(tmp_path / "scan.pdf", make_pdf([]))
+    write(tmp_path / "set.jsonl", '{"title": "One", "text": "First."}\n{bad\n')
+    write(tmp_path / "broken.json", "[1, 2")
+    write(tmp_path / "latin1.txt", "Caf\xe9\n\nBody".encode("latin-1"))
+    write(tmp_path / "notes.docx", b"PK\x03\x04")
+    write(tmp_path / "empty.md", "")
+    result = load_articles(tmp_path)
+    assert len(result.articles) == 4  # bridge, port, letter, One
+    assert len(result.duplicates) == 1
+    assert len(result.rejected) == 6  # scan, line 2 of set.jsonl, broken, latin1, docx, empty
+    assert all(r.reason for r in result.rejected)
+    assert (
+        result.inputs == 11 == len(result.articles) + len(result.rejected) + len(result.duplicates)
+    )
+
+
+def pdf_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+
+def make_pdf(lines: list[str], info: dict[str, str] | None = None) -> bytes:
+    """A one-page PDF showing `lines` in Helvetica; no lines gives a page with only a drawing."""
+    if lines:
+        shown = " ".join(f"({pdf_escape(line)}) Tj T*" for line in lines)
+        stream = f"BT /F1 12 Tf 16 TL 72 720 Td {shown} ET"
+    else:  # what a scanned page looks like to a text extractor: marks, no text
+        stream = "0.5 g 72 600 200 100 re f"
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        "/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        f"<< /Length {len(stream)} >>\nstream\n{stream}\nendstream",
+        "<< " + " ".join(f"/{k} ({pdf_escape(v)})" for k, v in (info or {}).items()) + " >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{body}\nendobj\n".encode("latin-1")
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    trailer = f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R /Info 6 0 R >>\n"
+    out += f"{trailer}startxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def test_pdf_title_author_and_date_from_metadata(tmp_path: Path) -> None:
+    info = {
+        "Title": "Ferry timetable changes",
+        "Author": "Per Lund",
+        "CreationDate": "D:20240520093000Z",
+    }
+    lines = ["Ferry timetable changes", "The morning ferry leaves at 06:40 from June.", "Page two."]
+    write(tmp_path / "ferry.pdf", make_pdf(lines, info))
+    (article,) = load_articles(tmp_path).articles
+    assert article.title == "Ferry timetable changes"
+    assert article.text.startswith(
+        "The morning ferry leaves at 06:40 from June."
+    )  # no repeated title
+    assert article.authors == ("Per Lund",)
+    assert article.published == "2024-05-20"
+    assert article.origin == str(tmp_path / "ferry.pdf")
+
+
+def test_pdf_without_metadata_takes_its_first_line_and_the_date_in_its_name(tmp_path: Path) -> None:
+    write(
+        tmp_path / "notice-2024-06-01.pdf", make_pdf(["Water off on Elm Street", "From 9 to 12."])
+    )
+    (article,) = load_articles(tmp_path).articles
+    assert (article.title, article.text, article.published) == (
+        "Water off on Elm Street",
+        "From 9 to 12.",
+        "2024-06-01",
+    )
+
+
+def test_pdf_without_text_or_broken_is_rejected_with_the_reason(tmp_path: Path) -> None:
+    write(tmp_path / "scan.pdf", make_pdf([]))
+    write(tmp_path / "broken.pdf", b"%PDF-1.4\nnot really a PDF")
+    result = load_articles(tmp_path)
+    assert result.articles == ()
+    reasons = {Path(r.origin).name: r.reason for r in result.rejected}
+    assert "may be a scanned image" in reasons["scan.pdf"]
+    assert reasons["broken.pdf"].startswith("not a readable PDF")
 
 
 @pytest.mark.parametrize(

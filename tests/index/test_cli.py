@@ -1,4 +1,4 @@
-"""`python -m index rebuild|stats`: exit codes, summaries and error messages."""
+"""`python -m index rebuild|sync|stats`: exit codes, reports and error messages."""
 
 from __future__ import annotations
 
@@ -22,26 +22,51 @@ def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_rebuild_then_stats(tmp_path: Path, corpus_dir: Path) -> None:
-    (corpus_dir / "bad.json").write_text("{oops", encoding="utf-8")
-    index_dir = tmp_path / "idx"
-    built = run_cli(
-        "--index-dir", str(index_dir), "rebuild", "--source", str(corpus_dir), "--quiet"
-    )
-    assert built.returncode == 0, built.stderr
-    assert "Articles read:    2" in built.stdout
-    assert "Articles rejected: 1" in built.stdout
-    assert "bad.json: invalid JSON" in built.stdout
-    assert "Chunks written:" in built.stdout
+def report_lines(output: str) -> dict[str, str]:
+    """`Added:      2` -> {"Added": "2"}, for the report's lines."""
+    lines = (line.split(":", 1) for line in output.splitlines() if ":" in line)
+    return {key.strip(): value.strip() for key, value in lines if not key.startswith(" ")}
 
-    again = run_cli("--index-dir", str(index_dir), "rebuild", "--if-missing")
+
+def test_rebuild_sync_and_stats(tmp_path: Path, small_corpus: Path) -> None:
+    (small_corpus / "bad.json").write_text("{oops", encoding="utf-8")
+    index_dir = str(tmp_path / "idx")
+    built = run_cli("--index-dir", index_dir, "rebuild", "--source", str(small_corpus), "--quiet")
+    assert built.returncode == 0, built.stderr
+    report = report_lines(built.stdout)
+    assert report["Read"] == "6 input(s)"
+    assert (report["Added"], report["Unchanged"], report["Rejected"]) == ("5", "0", "1")
+    assert "bad.json: invalid JSON" in built.stdout
+    assert report["Chunks"] == "5 in the index (5 embedded, 0 reused)"
+    assert report["Build"].endswith("(now live)")
+
+    again = run_cli("--index-dir", index_dir, "rebuild", "--if-missing")
     assert again.returncode == 0
     assert "already exists" in again.stdout
 
-    stats = run_cli("--index-dir", str(index_dir), "stats")
+    (small_corpus / "orchard.txt").unlink()
+    extra = tmp_path / "extra.txt"
+    extra.write_text("Tram line opens\n\nThe new tram line to the airport opened.\n", "utf-8")
+    synced = run_cli(
+        "--index-dir", index_dir, "sync", "--source", str(small_corpus), "--source", str(extra)
+    )
+    assert synced.returncode == 0, synced.stderr
+    report = report_lines(synced.stdout)
+    assert (report["Added"], report["Unchanged"], report["Removed"]) == ("1", "4", "1")
+    assert report["Chunks"] == "5 in the index (1 embedded, 4 reused)"
+    assert "Embedding" in synced.stderr  # a progress bar for each long step
+    assert "Copying unchanged" in synced.stderr
+
+    unchanged = run_cli(
+        "--index-dir", index_dir, "sync", "--source", str(small_corpus), "--source", str(extra)
+    )
+    assert unchanged.returncode == 0, unchanged.stderr
+    assert report_lines(unchanged.stdout)["Build"].endswith("(unchanged, nothing written)")
+
+    stats = run_cli("--index-dir", index_dir, "stats")
     assert stats.returncode == 0, stats.stderr
-    assert "Articles:         2" in stats.stdout
-    assert "Xinhua: 1 article(s)" in stats.stdout
+    assert "Articles:         5" in stats.stdout
+    assert "Alpine Wire: 2 article(s)" in stats.stdout
 
 
 def test_stats_without_index_says_how_to_build_it(tmp_path: Path) -> None:
@@ -58,6 +83,7 @@ def test_rebuild_from_missing_source_fails_clearly(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Error: No articles could be read" in result.stderr
     assert "no such file or folder" in result.stderr
+    assert "the index is unchanged" in result.stderr
 
 
 def test_invalid_setting_is_named(tmp_path: Path) -> None:
@@ -65,3 +91,12 @@ def test_invalid_setting_is_named(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("Error: Invalid setting: CITEQA_CHUNK_TOKENS:")
     assert "Fix or unset it." in result.stderr
+
+
+def test_invalid_server_url_and_collection_are_named(tmp_path: Path) -> None:
+    url = run_cli("--index-dir", str(tmp_path), "stats", CITEQA_CHROMA_URL="ftp://x")
+    assert url.returncode == 1
+    assert url.stderr.startswith("Error: Invalid setting: CITEQA_CHROMA_URL:")
+    name = run_cli("--index-dir", str(tmp_path), "stats", CITEQA_COLLECTION="../up")
+    assert name.returncode == 1
+    assert name.stderr.startswith("Error: Invalid setting: CITEQA_COLLECTION:")

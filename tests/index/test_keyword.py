@@ -1,4 +1,4 @@
-"""The BM25 keyword index: search, exclusions, saving beside Chroma and staying in step."""
+"""The BM25 keyword index: search, exclusions, saving beside a build, following a new build."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from index.chunking import Chunk
-from index.errors import IndexMismatchError
-from index.keyword import build_keyword_index, open_keyword_index, save_keyword_index, tokenize
+from index.errors import IndexDamagedError
+from index.keyword import build_keyword_index, load_keyword_index, save_keyword_index, tokenize
 
 TEXTS = [
     ("a1", "The harbour of Lindholm reopened after the storm."),
@@ -48,16 +48,27 @@ def test_search_leaves_out_excluded_articles() -> None:
 
 def test_saved_index_answers_the_same(tmp_path: Path) -> None:
     keyword = build_keyword_index(chunks())
-    save_keyword_index(keyword, tmp_path, "articles")
-    save_keyword_index(keyword, tmp_path, "articles")  # replacing an existing one works too
-    loaded = open_keyword_index(tmp_path, "articles", expected_chunks=4)
+    save_keyword_index(keyword, tmp_path / "keyword")
+    loaded = load_keyword_index(tmp_path / "keyword", expected_chunks=4)
     assert loaded.search("Wang Lei", 2) == keyword.search("Wang Lei", 2)
-    assert sorted(p.name for p in (tmp_path / "keyword").iterdir()) == ["articles"]
+    assert loaded.term_weight("wang") == keyword.term_weight("wang")
 
 
-def test_missing_or_out_of_step_index_says_to_rebuild(tmp_path: Path) -> None:
-    with pytest.raises(IndexMismatchError, match="python -m index rebuild"):
-        open_keyword_index(tmp_path, "articles", expected_chunks=4)
-    save_keyword_index(build_keyword_index(chunks()), tmp_path, "articles")
-    with pytest.raises(IndexMismatchError, match="has 4 chunks but the vector index has 5"):
-        open_keyword_index(tmp_path, "articles", expected_chunks=5)
+def test_an_index_follows_another_in_place() -> None:
+    held = build_keyword_index(chunks()[:2])
+    assert held.search("Wang Lei", 2) == []
+    held.follow(build_keyword_index(chunks()))
+    assert [h.chunk_id for h in held.search("Wang Lei", 2)] == ["c2"]
+    assert len(held) == 4
+
+
+def test_missing_damaged_or_out_of_step_index_says_to_rebuild(tmp_path: Path) -> None:
+    directory = tmp_path / "keyword"
+    with pytest.raises(IndexDamagedError, match=r"is missing\. .*python -m index rebuild"):
+        load_keyword_index(directory, expected_chunks=4)
+    save_keyword_index(build_keyword_index(chunks()), directory)
+    with pytest.raises(IndexDamagedError, match="has 4 chunks but the vector index has 5"):
+        load_keyword_index(directory, expected_chunks=5)
+    (directory / "vocab.index.json").write_text("{", encoding="utf-8")
+    with pytest.raises(IndexDamagedError, match=r"is damaged \(JSONDecodeError\)"):
+        load_keyword_index(directory, expected_chunks=4)

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from index.errors import IndexMismatchError, IndexNotBuiltError
 from qa import NOT_COVERED, Answer, QAChain, build_chain
-from qa.chain import build_messages
+from qa.chain import build_messages, gather_evidence
 from qa.config import Settings
 from qa.errors import QuestionError
 from tests.conftest import XINHUA_TITLE, make_settings
@@ -134,16 +134,49 @@ def test_chain_and_retriever_are_langchain_runnables(smol_chain: QAChain) -> Non
 
 def test_history_goes_to_the_model_but_refusals_do_not(smol_chain: QAChain) -> None:
     passages = smol_chain.retriever.search("Who is Wang Lei?")
+    evidence = gather_evidence(smol_chain.retriever, "Where did Wang Lei speak?", passages)
     history = [
         ("What is the weather?", NOT_COVERED),
         ("Who is Wang Lei?", "A Chinese diplomat [1]."),
     ]
-    messages = build_messages("Where did he speak?", passages, history, turns=3)
+    messages = build_messages(
+        "Where did he speak?", evidence, history, smol_chain.retriever.embedder.count_tokens, 160
+    )
     contents = [m.content for m in messages]
     assert [m.type for m in messages] == ["system", "human", "ai", "human"]
     assert contents[1] == "Who is Wang Lei?"
     assert contents[2] == "A Chinese diplomat."
     assert "What is the weather?" not in " ".join(str(c) for c in contents)
+
+
+def test_prompt_holds_only_the_best_sentences_within_the_budget(smol_chain: QAChain) -> None:
+    passages = smol_chain.retriever.search("Who is Wang Lei?")
+    evidence = gather_evidence(smol_chain.retriever, "Who is Wang Lei?", passages)
+    count = smol_chain.retriever.embedder.count_tokens
+    small = build_messages("Who is Wang Lei?", evidence, (), count, 40)[-1].content
+    large = build_messages("Who is Wang Lei?", evidence, (), count, 2000)[-1].content
+    assert "Wang Lei, coordinator for cyber and digital affairs" in str(small)
+    assert len(str(small)) < len(str(large))
+    whole = sum(count(p.chunk.text) for p in passages)
+    assert count(str(small)) < whole / 2
+
+
+def test_a_follow_up_is_rewritten_for_retrieval(recording_chain: QAChain) -> None:
+    settings = recording_chain.settings.model_copy(update={"rewrite_with_model": False})
+    chain = QAChain(recording_chain.retriever, recording_chain.llm, settings)
+    history = [("Who is Wang Lei?", "A Chinese diplomat [1].")]
+    answer = chain.invoke({"question": "Where did he speak?", "history": history})
+    assert answer.standalone_question == "Where did he speak? (Wang Lei Chinese diplomat)"
+    assert answer.retrieved[0].chunk.title == XINHUA_TITLE
+
+
+def test_an_earlier_refusal_does_not_stop_a_later_answer(recording_chain: QAChain) -> None:
+    history = [("What is the best recipe for banana bread?", NOT_COVERED)] * 3
+    answer = recording_chain.invoke({"question": "Who is Wang Lei?", "history": history})
+    assert answer.retrieved[0].chunk.title == XINHUA_TITLE
+    assert answer.standalone_question is None
+    (messages,) = calls_of(recording_chain)
+    assert "banana" not in " ".join(str(m.content) for m in messages)
 
 
 def test_build_chain_without_index_says_how_to_build_it(tmp_path: Path) -> None:

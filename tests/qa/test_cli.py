@@ -11,12 +11,12 @@ from tests.conftest import ROOT
 
 
 def ask(
-    *args: str, index_dir: Path, model: str = "smollm2-135m"
+    *args: str, index_dir: Path, model: str = "smollm2-135m", options: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITEQA_")}
     env.update(CITEQA_INDEX_DIR=str(index_dir), CITEQA_LLM_MODEL=model, CITEQA_LLM_THREADS="2")
     return subprocess.run(
-        [sys.executable, "-m", "qa", "ask", *args],
+        [sys.executable, "-m", "qa", *options, "ask", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -49,3 +49,15 @@ def test_unknown_model_is_an_error(sample_index: Path) -> None:
     result = ask("Who is Wang Lei?", index_dir=sample_index, model="gpt-9")
     assert result.returncode == 1
     assert "Error: Unknown model 'gpt-9'" in result.stderr
+
+
+def test_extractive_backend_prints_the_quote_and_the_span_that_backs_it(
+    sample_index: Path,
+) -> None:
+    result = ask("Who is Wang Lei?", index_dir=sample_index, options=("--backend", "extractive"))
+    assert result.returncode == 0, result.stderr
+    answer, sources = result.stdout.split("\nSources:\n")
+    assert answer.strip().startswith('"Wang Lei, coordinator for cyber and digital affairs')
+    assert answer.strip().endswith("[1]")
+    assert sources.startswith("[1] China offers opportunities")
+    assert '"Wang Lei, coordinator' in sources

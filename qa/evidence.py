@@ -1,0 +1,196 @@
+"""Evidence at sentence level: the sentences of the retrieved passages, how well each answers the
+question, and how well each supports a claim of an answer.
+
+One `Evidence` is built per question: passage sentences are embedded once and then serve the
+"not covered" decision, the compact prompt, extractive answers and the citation check.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from index.embeddings import Embedder
+from qa.text import (
+    content_words,
+    coverage,
+    looks_like_instruction,
+    names,
+    numbers,
+    sentence_spans,
+    strip_markers,
+    words,
+)
+from qa.types import RetrievedChunk
+
+Vectors = npt.NDArray[np.float32]
+TermWeight = Callable[[str], float]
+
+# How much of a sentence's relevance to a question comes from meaning (cosine) and how much from
+# sharing the question's rarer words. Both were chosen on the SQuAD dev half (see README).
+COSINE_WEIGHT = 0.5
+# Support from two neighbouring sentences must beat one sentence's by this much to be chosen.
+PAIR_MARGIN = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class PassageSentence:
+    """A sentence of retrieved passage `passage` (1-based, the `[n]` the model sees), located by
+    character offsets in that passage's text."""
+
+    passage: int
+    start: int
+    end: int
+    text: str
+    instruction: bool  # addresses a model, or carries links/images/blobs: never used as evidence
+
+
+@dataclass(frozen=True, slots=True)
+class Support:
+    """How well a passage span backs a claim: `score` in [0, 1], and the span's offsets."""
+
+    passage: int
+    start: int
+    end: int
+    score: float
+    numbers_agree: bool
+
+
+class Evidence:
+    """The sentences of the passages retrieved for one question, embedded once."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        question: str,
+        passages: Sequence[RetrievedChunk],
+        weight: TermWeight | None = None,
+    ) -> None:
+        self.embedder = embedder
+        self.question = question
+        self.passages = tuple(passages)
+        self.weight = weight or (lambda _term: 1.0)
+        self.sentences = tuple(split_passages(self.passages))
+        texts = [s.text for s in self.sentences]
+        vectors = embedder.embed_documents([question, *texts]) if texts else []
+        matrix = np.asarray(vectors, dtype=np.float32).reshape(-1, embedder.dimension)
+        self.question_vector = matrix[0] if texts else np.zeros(embedder.dimension, np.float32)
+        self.vectors: Vectors = matrix[1:]
+        self._words = [content_words(s.text) for s in self.sentences]
+        self.relevance = self._relevance()
+
+    def _relevance(self) -> list[float]:
+        """Each sentence's relevance to the question: cosine blended with weighted coverage of
+        the question's content words. Instruction-like sentences score 0."""
+        if not self.sentences:
+            return []
+        cosines = self.vectors @ self.question_vector
+        wanted = content_words(self.question)
+        total = sum(self.weight(w) for w in wanted) or 1.0
+        scores = []
+        for sentence, have, cosine in zip(self.sentences, self._words, cosines, strict=True):
+            if sentence.instruction:
+                scores.append(0.0)
+                continue
+            covered = sum(self.weight(w) for w in wanted & have) / total
+            scores.append(COSINE_WEIGHT * float(cosine) + (1 - COSINE_WEIGHT) * covered)
+        return scores
+
+    @property
+    def best_relevance(self) -> float:
+        """The relevance of the best sentence: what the "not covered" decision looks at."""
+        return max(self.relevance, default=0.0)
+
+    def span_relevance(self, passage: int, start: int, end: int) -> float:
+        """The best relevance to the question among the sentences of `passage` inside a span."""
+        return max(
+            (
+                score
+                for sentence, score in zip(self.sentences, self.relevance, strict=True)
+                if sentence.passage == passage and start <= sentence.start < end
+            ),
+            default=0.0,
+        )
+
+    def ranked(self) -> list[int]:
+        """Indexes of the usable sentences, most relevant first."""
+        order = sorted(range(len(self.sentences)), key=lambda i: -self.relevance[i])
+        return [i for i in order if not self.sentences[i].instruction]
+
+    def select(self, budget: int, count_tokens: Callable[[str], int]) -> dict[int, list[int]]:
+        """The most relevant sentences that fit in `budget` tokens, grouped by passage number and
+        kept in reading order: what the compact prompt shows the model."""
+        chosen: dict[int, list[int]] = {}
+        used = 0
+        for i in self.ranked():
+            cost = count_tokens(self.sentences[i].text) + 1
+            if used + cost > budget and chosen:
+                continue
+            chosen.setdefault(self.sentences[i].passage, []).append(i)
+            used += cost
+            if used >= budget:
+                break
+        return {p: sorted(ids) for p, ids in sorted(chosen.items())}
+
+    def supports(self, claims: Sequence[str]) -> list[list[Support]]:
+        """For each claim, the support every passage gives it (index `n - 1` for passage `n`)."""
+        cleaned = [strip_markers(c).strip() for c in claims]
+        if not cleaned or not self.sentences:
+            return [[] for _ in cleaned]
+        claim_vectors = np.asarray(
+            self.embedder.embed_documents(cleaned), dtype=np.float32
+        ).reshape(len(cleaned), -1)
+        cosines = claim_vectors @ self.vectors.T
+        return [
+            [self._support(claim, cosines[c], p) for p in range(1, len(self.passages) + 1)]
+            for c, claim in enumerate(cleaned)
+        ]
+
+    def _support(self, claim: str, cosines: Vectors, passage: int) -> Support:
+        """The best span of passage `passage` (one sentence or two neighbours) for `claim`."""
+        members = [
+            i for i, s in enumerate(self.sentences) if s.passage == passage and not s.instruction
+        ]
+        wanted = content_words(claim)
+        best = Support(passage, 0, 0, 0.0, False)
+        claim_numbers = numbers(claim)
+        claim_names = names(claim)
+        singles = [[i] for i in members]
+        pairs = [[i, j] for i, j in itertools.pairwise(members) if j == i + 1]
+        for window in singles + pairs:
+            # Two sentences count only when together they back the claim clearly better.
+            margin = PAIR_MARGIN if len(window) > 1 else 0.0
+            text = " ".join(self.sentences[j].text for j in window)
+            have = set().union(*(self._words[j] for j in window))
+            cosine = max(float(cosines[j]) for j in window)
+            agree = claim_numbers <= numbers(text)
+            named = coverage(claim_names, set(words(text)))
+            score = support_score(cosine, coverage(wanted, have), agree, named)
+            if score > best.score + margin:
+                first, last = self.sentences[window[0]], self.sentences[window[-1]]
+                best = Support(passage, first.start, last.end, score, agree)
+        return best
+
+
+def support_score(cosine: float, word_coverage: float, numbers_agree: bool, names: float) -> float:
+    """How well a span backs a claim, in [0, 1]: meaning and shared words, with every number of
+    the claim required in the span and its names expected there."""
+    score = 0.5 * max(0.0, cosine) + 0.5 * word_coverage
+    if not numbers_agree:
+        score *= 0.5
+    return score * (0.75 + 0.25 * names)
+
+
+def split_passages(passages: Sequence[RetrievedChunk]) -> list[PassageSentence]:
+    """Every sentence of every passage, in order, flagged when it looks like an instruction."""
+    found = []
+    for number, hit in enumerate(passages, start=1):
+        text = hit.chunk.text
+        for start, end in sentence_spans(text):
+            piece = text[start:end]
+            found.append(PassageSentence(number, start, end, piece, looks_like_instruction(piece)))
+    return found

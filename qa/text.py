@@ -1,0 +1,143 @@
+"""Small pure text functions for checking evidence: sentences, content words, numbers, names and
+text that tries to instruct the model. No models, no state."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# A sentence ends after . ! ? (and any closing quotes or brackets) before whitespace and an
+# upper-case letter, digit or opening quote; or at a line break.
+_SENTENCE_END = re.compile(
+    r"(?P<stop>[.!?][\"'\u201d\u2019)\]]*)\s+(?=[\"'\u201c\u2018(\[]?[A-Z0-9])|\s*\n\s*"
+)
+# Abbreviations after which a full stop does not end a sentence.
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr st jr sr prof gen col lt sgt rep sen gov u.s u.k u.n no vs etc inc ltd co corp "
+    "jan feb mar apr jun jul aug sep sept oct nov dec e.g i.e a.m p.m".split()
+)
+_WORD = re.compile(r"[^\W_]+(?:['\u2019.-][^\W_]+)*", re.UNICODE)
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w])")
+_MARKER = re.compile(r"\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")
+STOP_WORDS = frozenset(
+    """a an the and or but if of to in on at by for with from as is are was were be been being do
+    does did has have had what which who whom whose when where why how that this these those it
+    its they them their he him his she her there then than so such not no can could would should
+    will shall may might must about into over after before during also just only very more most
+    other some any each many much own same too i me my we our you your s t""".split()
+)
+_NUMBER_WORDS = {
+    "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
+    "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "twenty": "20",
+    "hundred": "100", "thousand": "1000", "first": "1", "second": "2", "third": "3",
+}  # fmt: skip
+
+# Text in an article that addresses the model instead of the reader: dropped from evidence.
+_INSTRUCTION = re.compile(
+    r"ignore (?:all |any |the )?(?:previous|prior|above|earlier|preceding|your)\b"
+    r"|disregard (?:all |any |the )?(?:previous|prior|above|earlier|your)\b"
+    r"|forget (?:all |everything|your|the previous)"
+    r"|(?:new|updated|override|system) (?:instructions?|prompt|rules)"
+    r"|(?:you are|act as|pretend to be|you must|you should) (?:now )?(?:an? |the )?"
+    r"(?:ai|assistant|chatbot|language model|llm|model)\b"
+    r"|\b(?:language model|ai assistant|chatbot|the assistant)s?\b.{0,40}\b(?:must|should|will|"
+    r"shall|need to)\b"
+    r"|(?:^|\n|\s)(?:assistant|system|user|human|ai)\s*:"
+    r"|<\|?(?:im_start|im_end|system|assistant|user)\|?>"
+    r"|(?:^|[.!?:]\s+|please\s+)(?:respond|reply|answer|say|print|output|write|repeat)\b[^.\n]{0,40}"
+    r"\b(?:only|exactly|verbatim|the (?:word|phrase|text|code|string))\b"
+    r"|!\[[^\]]*\]\([^)]*\)"
+    r"|\b(?:https?|javascript|data):\S*"
+    r"|[A-Za-z0-9+/]{40,}={0,2}",
+    re.IGNORECASE,
+)
+
+
+def normalize(text: str) -> str:
+    """NFKC-normalised text with typographic quotes made plain."""
+    text = unicodedata.normalize("NFKC", text)
+    return (
+        text.replace("\u2019", "'")
+        .replace("\u2018", "'")
+        .replace("\u201c", '"')
+        .replace("\u201d", '"')
+    )
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """`(start, end)` of each sentence of `text`, whitespace trimmed, in order."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        stop = match.group("stop")
+        end = match.start() + len(stop) if stop else match.start()
+        before = text[start : match.start()]
+        last_word = before.rsplit(None, 1)[-1].lower() if before.strip() else ""
+        if stop and stop.startswith(".") and (last_word in _ABBREVIATIONS or _initial(last_word)):
+            continue  # "U.S. officials", "Mr. Smith", "J. Smith"
+        _add_span(text, start, end, spans)
+        start = match.end()
+    _add_span(text, start, len(text), spans)
+    return spans
+
+
+def _initial(word: str) -> bool:
+    """A single letter such as the "J" of "J. Smith"."""
+    return len(word) == 1 and word.isalpha()
+
+
+def _add_span(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
+    piece = text[start:end]
+    stripped = piece.strip()
+    if stripped:
+        offset = start + (len(piece) - len(piece.lstrip()))
+        spans.append((offset, offset + len(stripped)))
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens of `text`."""
+    return [w.lower().replace("\u2019", "'") for w in _WORD.findall(text)]
+
+
+def content_words(text: str) -> set[str]:
+    """The words of `text` that carry meaning: no stop words, no citation markers."""
+    return {_stem(w) for w in words(strip_markers(text)) if w not in STOP_WORDS}
+
+
+def _stem(word: str) -> str:
+    """A crude plural/possessive folding so that "bridges" meets "bridge"."""
+    word = word.removesuffix("'s")
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def numbers(text: str) -> set[str]:
+    """Numbers in `text`, written as digits without separators ("1,200" -> "1200")."""
+    found = {m.group(0).replace(",", "") for m in _NUMBER.finditer(strip_markers(text))}
+    found |= {_NUMBER_WORDS[w] for w in words(text) if w in _NUMBER_WORDS}
+    return {n.rstrip(".") for n in found}
+
+
+def names(text: str) -> set[str]:
+    """Capitalised words that are not the first word of `text` (proper names), lower-cased."""
+    tokens = _WORD.findall(strip_markers(text))
+    return {t.lower() for t in tokens[1:] if t[:1].isupper() and t.lower() not in STOP_WORDS}
+
+
+def strip_markers(text: str) -> str:
+    """`text` without `[n]` citation markers."""
+    return _MARKER.sub("", text)
+
+
+def looks_like_instruction(text: str) -> bool:
+    """True when article text addresses a model or carries links, images or encoded blobs: such
+    text is data the answer must never act on or repeat."""
+    return bool(_INSTRUCTION.search(normalize(text)))
+
+
+def coverage(wanted: set[str], have: set[str]) -> float:
+    """The share of `wanted` found in `have` (1.0 when nothing is wanted)."""
+    return len(wanted & have) / len(wanted) if wanted else 1.0

@@ -1,0 +1,69 @@
+"""The extractive backend, and the extractive fallback when the model fails or is too slow:
+real embedding model, real Chroma, real llama.cpp, a real (closed) loopback port."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from qa import QAChain, build_chain
+from tests.conftest import XINHUA_TITLE, make_settings
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_extractive_backend_quotes_the_article_without_a_model(sample_index: Path) -> None:
+    chain = build_chain(make_settings(sample_index, llm_backend="extractive"))
+    assert chain.llm is None
+    answer = chain.invoke("Who is Wang Lei?")
+    assert answer.covered
+    assert answer.backend == "extractive"
+    assert answer.notice is None
+    assert answer.text.startswith('"Wang Lei, coordinator for cyber and digital affairs')
+    (citation,) = answer.citations
+    assert citation.title == XINHUA_TITLE
+    ((start, end),) = citation.spans
+    assert citation.passage[start:end].startswith("Wang Lei, coordinator")
+    assert answer.seconds_to_first_token is None
+
+
+def test_extractive_backend_still_says_not_covered(sample_index: Path) -> None:
+    chain = build_chain(make_settings(sample_index, llm_backend="extractive"))
+    answer = chain.invoke("What is the best recipe for banana bread?")
+    assert not answer.covered
+    assert answer.citations == ()
+
+
+def test_a_server_that_is_down_falls_back_to_extractive_with_a_notice(
+    sample_index: Path,
+) -> None:
+    settings = make_settings(
+        sample_index,
+        llm_backend="openai",
+        openai_base_url=f"http://127.0.0.1:{closed_port()}/v1",
+        llm_timeout_s=5,
+    )
+    answer = build_chain(settings).invoke("Who is Wang Lei?")
+    assert answer.covered
+    assert answer.backend == "extractive"
+    assert answer.notice is not None
+    assert "failed" in answer.notice
+    assert answer.citations
+    assert answer.citations[0].title == XINHUA_TITLE
+
+
+def test_a_model_past_the_timeout_gives_the_extractive_answer(smol_chain: QAChain) -> None:
+    settings = smol_chain.settings.model_copy(update={"llm_timeout_s": 0.001})
+    slow = QAChain(smol_chain.retriever, smol_chain.llm, settings)
+    events = list(slow.events("Who is Wang Lei?"))
+    answer = events[-1]
+    assert not isinstance(answer, str)
+    assert answer.backend == "extractive"
+    assert answer.notice is not None
+    assert "longer than 0.001 s" in answer.notice
+    assert answer.text.startswith('"Wang Lei')
