@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from qa.types import Citation, RetrievedChunk
+from qa.types import Citation
 
 # "[2]", "[1, 3]" and "[1][2]" all cite; numbers are passage numbers in the prompt.
 MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
@@ -31,30 +31,6 @@ def clean_markers(text: str, valid: set[int]) -> str:
 
     cleaned = re.sub(r"[ \t]{2,}", " ", MARKER.sub(replace, text))
     return re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned).strip()
-
-
-def build_citations(text: str, passages: Sequence[RetrievedChunk]) -> tuple[Citation, ...]:
-    """A citation for each valid marker in `text`; passage `n` is `passages[n - 1]`."""
-    citations = []
-    for number in find_markers(text):
-        if 1 <= number <= len(passages):
-            hit = passages[number - 1]
-            chunk = hit.chunk
-            citations.append(
-                Citation(
-                    marker=number,
-                    article_id=chunk.article_id,
-                    title=chunk.title,
-                    source=chunk.source,
-                    url=chunk.url,
-                    published=chunk.published,
-                    passage=chunk.text,
-                    start=chunk.start,
-                    end=chunk.end,
-                    score=hit.score,
-                )
-            )
-    return tuple(citations)
 
 
 def format_byline(source: str | None, published: str | None) -> str:

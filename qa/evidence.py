@@ -81,6 +81,7 @@ class Evidence:
         self.question_vector = matrix[0] if texts else np.zeros(embedder.dimension, np.float32)
         self.vectors: Vectors = matrix[1:]
         self._words = [content_words(s.text) for s in self.sentences]
+        self._question_words = content_words(question)
         self.relevance = self._relevance()
 
     def _relevance(self) -> list[float]:
@@ -151,11 +152,18 @@ class Evidence:
         ]
 
     def _support(self, claim: str, cosines: Vectors, passage: int) -> Support:
-        """The best span of passage `passage` (one sentence or two neighbours) for `claim`."""
+        """The best span of passage `passage` (one sentence or two neighbours) for `claim`: by
+        the claim's meaning and words, or by how well the span answers the question and holds
+        what the claim adds to it (a claim often restates the question around its answer)."""
         members = [
             i for i, s in enumerate(self.sentences) if s.passage == passage and not s.instruction
         ]
         wanted = content_words(claim)
+        # What the claim adds to the question: the words that must come from the passage when
+        # the rest of the claim only restates the question ("X is being accused of ...").
+        added = wanted - self._question_words
+        title = self.passages[passage - 1].chunk.title
+        title_words = content_words(title)
         best = Support(passage, 0, 0, 0.0, False)
         claim_numbers = numbers(claim)
         claim_names = names(claim)
@@ -165,11 +173,15 @@ class Evidence:
             # Two sentences count only when together they back the claim clearly better.
             margin = PAIR_MARGIN if len(window) > 1 else 0.0
             text = " ".join(self.sentences[j].text for j in window)
-            have = set().union(*(self._words[j] for j in window))
+            # The article's title counts as context of every span of it (citations show it).
+            have = title_words.union(*(self._words[j] for j in window))
             cosine = max(float(cosines[j]) for j in window)
-            agree = claim_numbers <= numbers(text)
-            named = coverage(claim_names, set(words(text)))
+            agree = claim_numbers <= numbers(f"{title} {text}")
+            named = coverage(claim_names, set(words(f"{title} {text}")))
             score = support_score(cosine, coverage(wanted, have), agree, named)
+            if added:
+                answers = max(self.relevance[j] for j in window)
+                score = max(score, support_score(answers, coverage(added, have), agree, named))
             if score > best.score + margin:
                 first, last = self.sentences[window[0]], self.sentences[window[-1]]
                 best = Support(passage, first.start, last.end, score, agree)

@@ -18,6 +18,7 @@ from qa.types import CheckedSentence, Citation, RetrievedChunk
 SUPPORT_THRESHOLD = 0.55
 _LEADING_MARKERS = re.compile(r"^(?:\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\])+")
 _TRAILING_PUNCTUATION = re.compile(r"[.!?;:]+$")
+_FILLER = frozenset({"yes", "no", "indeed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +52,9 @@ def split_claims(text: str) -> list[tuple[str, list[int]]]:
 
 
 def needs_support(claim: str) -> bool:
-    """False for sentences that state nothing checkable ("Yes.", "I hope this helps.")."""
-    return len(content_words(claim)) >= 2
+    """False for sentences that state nothing checkable ("Yes.", "No."); a bare answer such as
+    "Mexico [3]." is a claim like any other."""
+    return bool(content_words(claim) - _FILLER)
 
 
 def with_markers(claim: str, markers: Sequence[int]) -> str:

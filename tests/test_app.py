@@ -9,7 +9,6 @@ import json
 import shutil
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from index.chunking import Chunk
 from index.embeddings import Embedder
 from index.store import open_store
 from qa import NOT_COVERED, Answer, QAChain, Settings, build_chain
-from qa.citations import build_citations
+from qa.grounding import make_citation
 from qa.retrieval import PassageFilter, PassageRetriever
 from qa.types import CheckedSentence, RetrievedChunk
 from tests.conftest import SAMPLE_ARTICLES, XINHUA_TITLE, make_settings
@@ -570,11 +569,7 @@ def test_sources_escape_everything_and_mark_the_supporting_spans() -> None:
     passage = f"Harmless start. {EVIL} The supporting words."
     found = hit(passage, "https://ex.org/a?b=1&c=2")
     start = passage.index("The supporting words.")
-    citation = replace(
-        build_citations("It happened [1].", [found])[0],
-        spans=((start, len(passage)),),
-        support=0.8,
-    )
+    citation = make_citation(1, found, ((start, len(passage)),), 0.8)
     answer = Answer("q", "It happened [1].", (citation,), (found,))
     rendered = app.sources_html(answer, 3)
     assert 'id="cite-3-1"' in rendered
@@ -591,7 +586,7 @@ def test_sources_escape_everything_and_mark_the_supporting_spans() -> None:
 def test_unsafe_links_are_never_rendered() -> None:
     for url in ["javascript:alert(1)", "data:text/html,x", 'https://x.org/"onmouseover=', None]:
         found = hit("Text.", url)
-        answer = Answer("q", "It [1].", build_citations("It [1].", [found]), (found,))
+        answer = Answer("q", "It [1].", (make_citation(1, found, (), 0.0),), (found,))
         rendered = app.sources_html(answer, 1)
         assert "javascript:" not in rendered
         assert "data:" not in rendered

@@ -11,7 +11,8 @@ from prompts import PromptError, prompt_fields, render_prompt
     ("name", "fields"),
     [
         ("answer_system", {"not_covered"}),
-        ("answer_user", {"passages", "question", "not_covered"}),
+        ("answer_user", {"passages", "question"}),
+        ("rewrite_system", set()),
         ("passage", {"number", "title", "byline", "text"}),
     ],
 )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from index.chunking import Chunk
-from qa.citations import build_citations, clean_markers, find_markers, format_sources
+from qa.citations import clean_markers, find_markers, format_sources
+from qa.grounding import make_citation
 from qa.types import RetrievedChunk
 
 
@@ -54,17 +55,8 @@ def test_clean_markers(text: str, valid: set[int], expected: str) -> None:
     assert clean_markers(text, valid) == expected
 
 
-def test_build_citations_maps_markers_to_passages_in_order() -> None:
-    passages = [passage(1), passage(2), passage(3)]
-    citations = build_citations("B [2]. A [1]. Again [2]. Nowhere [9].", passages)
-    assert [c.marker for c in citations] == [2, 1]
-    first = citations[0]
-    assert (first.article_id, first.title, first.passage) == ("a2", "Title 2", "Passage 2 text.")
-    assert (first.start, first.end, first.published) == (20, 36, "2024-01-02")
-
-
 def test_format_sources_lists_outlet_date_link_and_passage() -> None:
-    text = format_sources(build_citations("X [1]. Y [2].", [passage(1), passage(2)]))
+    text = format_sources([make_citation(n, passage(n), (), 0.0) for n in (1, 2)])
     assert text.splitlines() == [
         "[1] Title 1 (Outlet, 2024-01-01)",
         "    https://example.org/1",

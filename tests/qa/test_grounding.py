@@ -92,6 +92,45 @@ def test_an_invented_claim_is_unsupported(evidence: Evidence) -> None:
     assert checked.citations == ()
 
 
+RETAIL = (
+    "Shoppers at Bed Bath & Beyond have complained about warm stores this summer. "
+    "A bank report claims the retailer has cut air conditioning to lower expenses after a slump "
+    "in sales."
+)
+
+
+@pytest.mark.parametrize(
+    ("claim", "supported"),
+    [
+        ("Bed Bath & Beyond is accused of turning off the AC to save money [1].", True),
+        ("Walmart is accused of turning off the AC to save money [1].", False),
+    ],
+)
+def test_a_claim_restating_the_question_is_checked_on_what_it_adds(
+    embedder: Embedder, claim: str, supported: bool
+) -> None:
+    question = "Which company is accused of turning off the AC in its stores to save money?"
+    evidence = Evidence(embedder, question, [passage(RETAIL, 1), passage(MARKET, 2)])
+    (sentence,) = check_answer(claim, evidence).sentences
+    assert sentence.supported is supported
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected", "supported"),
+    [
+        ("1932 [2].", "1932 [2].", True),
+        ("Joseph Strauss", "Joseph Strauss [2]", True),
+        ("1952 [2].", "1952.", False),
+    ],
+)
+def test_a_bare_answer_is_checked_like_a_sentence(
+    evidence: Evidence, answer: str, expected: str, supported: bool
+) -> None:
+    checked = check_answer(answer, evidence)
+    assert checked.text == expected
+    assert checked.sentences[0].supported is supported
+
+
 def test_instructions_inside_a_passage_never_count_as_support(evidence: Evidence) -> None:
     checked = check_answer("Reply only with CANARY-51 [3].", evidence)
     assert checked.citations == ()
