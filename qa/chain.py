@@ -20,7 +20,7 @@ from index.build import fingerprint_for
 from index.embeddings import open_embedder
 from index.store import open_store
 from prompts import render_prompt
-from qa.citations import clean_markers, format_byline
+from qa.citations import clean_markers
 from qa.config import Settings
 from qa.errors import GenerationError, QuestionError
 from qa.evidence import Evidence
@@ -176,7 +176,9 @@ class QAChain(Runnable[ChainInput, Answer]):
         """The final `Answer`: every sentence checked against the passages. An answer that the
         model declined, or that no passage backs at all, is "not covered"."""
         checking = time.perf_counter()
-        checked = None if is_not_covered(raw) else check_answer(raw, evidence)
+        checked = (
+            None if is_not_covered(raw) else check_answer(raw, evidence, self.settings.min_support)
+        )
         timings["check"] = time.perf_counter() - checking
         elapsed = time.perf_counter() - started
         if checked is None or not any(s.supported and s.markers for s in checked.sentences):
@@ -251,12 +253,28 @@ def format_passages(evidence: Evidence, count_tokens: Callable[[str], int], budg
             render_prompt(
                 "passage",
                 number=str(number),
-                title=strip_markers(chunk.title),
-                byline=format_byline(chunk.source, chunk.published),
+                heading=passage_heading(strip_markers(chunk.title), chunk.published),
                 text=" ".join(pieces),
             )
         )
     return "\n\n".join(blocks)
+
+
+def passage_heading(title: str, published: str | None) -> str:
+    """`Title (2024-03-19)`: what the model reads above a passage. The outlet is left out (the
+    sources panel shows it from the index); the date stays, for questions about when."""
+    date = (published or "").split("T")[0].strip()
+    return f"{title} ({date})" if date else title
+
+
+def fixed_messages() -> list[BaseMessage]:
+    """The start of every answer prompt: the rules and one worked example (a small model copies
+    an example sentence written into the rules; an example exchange it follows)."""
+    return [
+        SystemMessage(render_prompt("answer_system", not_covered=NOT_COVERED)),
+        HumanMessage(render_prompt("example_user")),
+        AIMessage(render_prompt("example_answer")),
+    ]
 
 
 def build_messages(
@@ -266,11 +284,9 @@ def build_messages(
     count_tokens: Callable[[str], int],
     budget: int,
 ) -> list[BaseMessage]:
-    """The fixed system rules (first, so the model's cache keeps them), the earlier answered
-    turns, then the selected passage sentences and the question."""
-    messages: list[BaseMessage] = [
-        SystemMessage(render_prompt("answer_system", not_covered=NOT_COVERED))
-    ]
+    """The fixed part first, so the model's cache keeps it, then the earlier answered turns,
+    the selected passage sentences and the question."""
+    messages = fixed_messages()
     for past_question, past_answer in answered_turns(history):
         messages.append(HumanMessage(past_question))
         messages.append(AIMessage(clean_markers(past_answer, set())))

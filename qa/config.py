@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 
 from index.config import IndexSettings
+from qa.grounding import SUPPORT_THRESHOLD
 
 RetrieverMode = Literal["dense", "bm25", "hybrid"]
 RETRIEVER_MODES: tuple[RetrieverMode, ...] = ("dense", "bm25", "hybrid")
@@ -50,8 +51,15 @@ class Settings(IndexSettings):
         description="Relevance to the question that the passage text backing an answer needs, "
         'else the answer is "the articles don\'t cover this".',
     )
+    min_support: float = Field(
+        SUPPORT_THRESHOLD,
+        ge=0.0,
+        le=1.0,
+        description="Support score a sentence of the answer needs from a passage to keep its "
+        "citation; sentences below it are marked unsupported.",
+    )
     prompt_passage_tokens: int = Field(
-        160,
+        128,
         ge=32,
         le=3000,
         description="Passage text sent to the model, in tokens: the sentences that best answer "

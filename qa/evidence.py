@@ -82,6 +82,8 @@ class Evidence:
         self.vectors: Vectors = matrix[1:]
         self._words = [content_words(s.text) for s in self.sentences]
         self._question_words = content_words(question)
+        self._question_numbers = numbers(question)
+        self._question_tokens = set(words(question))
         self.relevance = self._relevance()
 
     def _relevance(self) -> list[float]:
@@ -124,10 +126,15 @@ class Evidence:
 
     def select(self, budget: int, count_tokens: Callable[[str], int]) -> dict[int, list[int]]:
         """The most relevant sentences that fit in `budget` tokens, grouped by passage number and
-        kept in reading order: what the compact prompt shows the model."""
+        kept in reading order, each text once: what the compact prompt shows the model."""
         chosen: dict[int, list[int]] = {}
+        seen: set[str] = set()  # overlapping chunks repeat sentences: show each one once
         used = 0
         for i in self.ranked():
+            text = " ".join(self.sentences[i].text.split()).lower()
+            if text in seen:
+                continue
+            seen.add(text)
             cost = count_tokens(self.sentences[i].text) + 1
             if used + cost > budget and chosen:
                 continue
@@ -176,12 +183,23 @@ class Evidence:
             # The article's title counts as context of every span of it (citations show it).
             have = title_words.union(*(self._words[j] for j in window))
             cosine = max(float(cosines[j]) for j in window)
-            agree = claim_numbers <= numbers(f"{title} {text}")
-            named = coverage(claim_names, set(words(f"{title} {text}")))
+            span_numbers = numbers(f"{title} {text}")
+            span_words = set(words(f"{title} {text}"))
+            agree = claim_numbers <= span_numbers
+            named = coverage(claim_names, span_words)
             score = support_score(cosine, coverage(wanted, have), agree, named)
             if added:
+                # The question's own numbers and names need not be repeated by the span.
                 answers = max(self.relevance[j] for j in window)
-                score = max(score, support_score(answers, coverage(added, have), agree, named))
+                agrees = claim_numbers - self._question_numbers <= span_numbers
+                restated = support_score(
+                    answers,
+                    coverage(added, have),
+                    agrees,
+                    coverage(claim_names - self._question_tokens, span_words),
+                )
+                if restated > score:
+                    score, agree = restated, agrees
             if score > best.score + margin:
                 first, last = self.sentences[window[0]], self.sentences[window[-1]]
                 best = Support(passage, first.start, last.end, score, agree)

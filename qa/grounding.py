@@ -14,8 +14,9 @@ from qa.text import content_words, sentence_spans, strip_markers
 from qa.types import CheckedSentence, Citation, RetrievedChunk
 
 # A sentence must reach this support score (qa.evidence.support_score) to count as backed by a
-# passage. Chosen on SQuAD dev answers (see README, "How an answer is checked").
-SUPPORT_THRESHOLD = 0.55
+# passage: the default of `CITEQA_MIN_SUPPORT`, chosen on SQuAD dev answers (README, "Checked
+# citations").
+SUPPORT_THRESHOLD = 0.6
 _LEADING_MARKERS = re.compile(r"^(?:\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\])+")
 _TRAILING_PUNCTUATION = re.compile(r"[.!?;:]+$")
 _FILLER = frozenset({"yes", "no", "indeed"})

@@ -186,6 +186,7 @@ def evaluate(args: argparse.Namespace) -> int:
             "top_k": settings.top_k,
             "min_relevance": settings.min_relevance,
             "min_answer_relevance": settings.min_answer_relevance,
+            "min_support": settings.min_support,
             "prompt_passage_tokens": settings.prompt_passage_tokens,
             "llm_backend": settings.llm_backend,
             "llm_model": settings.llm_model if chain else None,

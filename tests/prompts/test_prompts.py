@@ -13,7 +13,9 @@ from prompts import PromptError, prompt_fields, render_prompt
         ("answer_system", {"not_covered"}),
         ("answer_user", {"passages", "question"}),
         ("rewrite_system", set()),
-        ("passage", {"number", "title", "byline", "text"}),
+        ("example_user", set()),
+        ("example_answer", set()),
+        ("passage", {"number", "heading", "text"}),
     ],
 )
 def test_template_fields(name: str, fields: set[str]) -> None:
@@ -22,7 +24,7 @@ def test_template_fields(name: str, fields: set[str]) -> None:
 
 def test_render_refuses_missing_or_unexpected_fields() -> None:
     with pytest.raises(PromptError, match="expects fields"):
-        render_prompt("passage", number="1", title="T", byline="B")
+        render_prompt("passage", number="1", heading="T")
     with pytest.raises(PromptError, match="expects fields"):
         render_prompt("answer_system", not_covered="x", extra="y")
     with pytest.raises(PromptError, match="No prompt template"):
@@ -30,5 +32,5 @@ def test_render_refuses_missing_or_unexpected_fields() -> None:
 
 
 def test_render_fills_in_values() -> None:
-    text = render_prompt("passage", number="3", title="T", byline="Xinhua, 2024-03-19", text="Body")
-    assert text == "[3] T (Xinhua, 2024-03-19)\nBody"
+    text = render_prompt("passage", number="3", heading="T (2024-03-19)", text="Body")
+    assert text == "[3] T (2024-03-19)\nBody"

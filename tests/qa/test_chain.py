@@ -17,7 +17,7 @@ from pydantic import Field
 
 from index.errors import IndexMismatchError, IndexNotBuiltError
 from qa import NOT_COVERED, Answer, QAChain, build_chain
-from qa.chain import build_messages, gather_evidence
+from qa.chain import build_messages, gather_evidence, passage_heading
 from qa.config import Settings
 from qa.errors import QuestionError
 from tests.conftest import XINHUA_TITLE, make_settings
@@ -79,7 +79,7 @@ def test_answer_retrieves_the_article_and_cites_only_real_passages(
         assert citation.passage == answer.retrieved[citation.marker - 1].chunk.text
     assert len(calls_of(recording_chain)) == 1
     prompt = calls_of(recording_chain)[0][-1].content
-    assert "[1] " + XINHUA_TITLE + " (Xinhua, 2024-03-19)" in prompt
+    assert "[1] " + XINHUA_TITLE + " (2024-03-19)\n" in prompt
     assert answer.seconds_to_first_token is not None
     assert answer.seconds_total >= answer.seconds_to_first_token
 
@@ -143,10 +143,25 @@ def test_history_goes_to_the_model_but_refusals_do_not(smol_chain: QAChain) -> N
         "Where did he speak?", evidence, history, smol_chain.retriever.embedder.count_tokens, 160
     )
     contents = [m.content for m in messages]
-    assert [m.type for m in messages] == ["system", "human", "ai", "human"]
-    assert contents[1] == "Who is Wang Lei?"
-    assert contents[2] == "A Chinese diplomat."
+    assert [m.type for m in messages] == ["system", "human", "ai", "human", "ai", "human"]
+    assert contents[3] == "Who is Wang Lei?"
+    assert contents[4] == "A Chinese diplomat."
     assert "What is the weather?" not in " ".join(str(c) for c in contents)
+
+
+def test_the_rules_and_example_are_a_fixed_prefix_the_model_can_cache(smol_chain: QAChain) -> None:
+    count = smol_chain.retriever.embedder.count_tokens
+    prompts = []
+    for question in ("Who is Wang Lei?", "Who won Super Bowl 50?"):
+        evidence = gather_evidence(
+            smol_chain.retriever, question, smol_chain.retriever.search(question)
+        )
+        prompts.append(build_messages(question, evidence, (), count, 160))
+    first, second = prompts
+    assert [m.content for m in first[:3]] == [m.content for m in second[:3]]
+    assert [m.type for m in first[:3]] == ["system", "human", "ai"]
+    assert "[2]" in str(first[2].content)  # the example answer cites like a real one
+    assert first[3].content != second[3].content
 
 
 def test_prompt_holds_only_the_best_sentences_within_the_budget(smol_chain: QAChain) -> None:
@@ -159,6 +174,20 @@ def test_prompt_holds_only_the_best_sentences_within_the_budget(smol_chain: QACh
     assert len(str(small)) < len(str(large))
     whole = sum(count(p.chunk.text) for p in passages)
     assert count(str(small)) < whole / 2
+
+
+@pytest.mark.parametrize(
+    ("published", "expected"),
+    [
+        ("2024-03-19", "T (2024-03-19)"),
+        ("2024-03-19T08:00:00+00:00", "T (2024-03-19)"),
+        (None, "T"),
+    ],
+)
+def test_passage_heading_keeps_the_date_and_leaves_out_the_outlet(
+    published: str | None, expected: str
+) -> None:
+    assert passage_heading("T", published) == expected
 
 
 def test_a_follow_up_is_rewritten_for_retrieval(recording_chain: QAChain) -> None:

@@ -115,6 +115,29 @@ def test_a_claim_restating_the_question_is_checked_on_what_it_adds(
     assert sentence.supported is supported
 
 
+YUAN = (
+    "Chinese advisers such as Liu Bingzhong and Yao Shu gave strong influence to Kublai's early "
+    "court. The central government administration was established within the first decade of "
+    "Kublai's reign."
+)
+
+
+@pytest.mark.parametrize(
+    ("claim", "supported"),
+    [
+        ("Liu Bingzhong and Yao Shu were two of Kublai's Chinese advisers [1].", True),
+        ("Liu Bingzhong and Yao Shu were three of Kublai's Chinese advisers [1].", False),
+    ],
+)
+def test_numbers_from_the_question_need_not_be_in_the_passage(
+    embedder: Embedder, claim: str, supported: bool
+) -> None:
+    question = "Who were two of Kublai's Chinese advisers?"
+    evidence = Evidence(embedder, question, [passage(YUAN, 1), passage(MARKET, 2)])
+    (sentence,) = check_answer(claim, evidence).sentences
+    assert sentence.supported is supported
+
+
 @pytest.mark.parametrize(
     ("answer", "expected", "supported"),
     [
@@ -150,6 +173,17 @@ def test_compact_selection_fits_the_budget_and_skips_instructions(evidence: Evid
     assert picked[0].text.startswith("The new bridge")
     assert sum(evidence.embedder.count_tokens(s.text) for s in picked) <= 40
     assert not any(s.instruction for s in picked)
+
+
+def test_compact_selection_shows_a_sentence_repeated_by_overlapping_chunks_once(
+    embedder: Embedder,
+) -> None:
+    overlap = passage(BRIDGE.split(". ", 1)[1], 2)  # the next chunk repeats two sentences
+    evidence = Evidence(embedder, "When did the bridge open?", [passage(BRIDGE, 1), overlap])
+    chosen = evidence.select(200, embedder.count_tokens)
+    picked = [evidence.sentences[i].text for ids in chosen.values() for i in ids]
+    assert len(picked) == 3
+    assert len(set(picked)) == 3
 
 
 @pytest.mark.parametrize(
