@@ -92,7 +92,7 @@ class Evidence:
         if not self.sentences:
             return []
         cosines = self.vectors @ self.question_vector
-        wanted = content_words(self.question)
+        wanted = self._question_words
         total = sum(self.weight(w) for w in wanted) or 1.0
         scores = []
         for sentence, have, cosine in zip(self.sentences, self._words, cosines, strict=True):
