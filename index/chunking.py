@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
@@ -46,13 +47,14 @@ def chunk_article(
     article: Article, *, max_tokens: int, overlap_tokens: int, count_tokens: TokenCounter
 ) -> list[Chunk]:
     """Split an article into overlapping passages of at most `max_tokens` word pieces."""
+    # The splitter measures each sentence and separator several times: count each once.
     splitter = RecursiveCharacterTextSplitter(
         separators=list(SEPARATORS),
         is_separator_regex=True,
         keep_separator="end",
         chunk_size=max_tokens,
         chunk_overlap=min(overlap_tokens, max_tokens // 2),
-        length_function=count_tokens,
+        length_function=cache(count_tokens),
         strip_whitespace=True,
     )
     chunks: list[Chunk] = []

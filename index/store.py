@@ -56,6 +56,7 @@ from index.offline import enforce_offline
 if TYPE_CHECKING:
     from chromadb import Where
     from chromadb.api import ClientAPI
+    from chromadb.api.collection_configuration import CreateHNSWConfiguration
     from chromadb.api.models.Collection import Collection as ChromaCollection
 
 __all__ = ["REBUILD_HINT", "IndexFingerprint", "IndexStats", "ScoredChunk", "Store", "open_store"]
@@ -128,6 +129,15 @@ class Backend(Protocol):
     def release(self, client: ClientAPI) -> None: ...
 
 
+def hnsw_configuration() -> CreateHNSWConfiguration:
+    """The vector index's graph, set here rather than left to Chroma's defaults. Measured on 100k
+    news and Wikipedia chunks with 300 dev questions (bench/search.py), recall@10 against exact
+    search by ef_search: 10 -> 0.866, 40 -> 0.975, 60 -> 0.984, 100 -> 0.991, 200 -> 0.994; a
+    query costs 1.6 ms at 10, 2.0 ms at 100 and 2.5 ms at 200, small beside the ~18 ms it takes
+    to embed the question."""
+    return {"space": "cosine", "max_neighbors": 16, "ef_construction": 100, "ef_search": 100}
+
+
 def chroma_settings() -> Any:
     """Chroma client settings: telemetry off, no reset."""
     enforce_offline()
@@ -178,7 +188,7 @@ class LocalBackend:
         return client, client.create_collection(
             self.layout.collection,
             embedding_function=None,
-            configuration={"hnsw": {"space": "cosine"}},
+            configuration={"hnsw": hnsw_configuration()},
             metadata=metadata,
         )
 
@@ -252,7 +262,7 @@ class ServerBackend:
         collection = self._client.create_collection(
             self.collection_name(build_id),
             embedding_function=None,
-            configuration={"hnsw": {"space": "cosine"}},
+            configuration={"hnsw": hnsw_configuration()},
             metadata=metadata,
         )
         return self._client, collection
@@ -700,22 +710,34 @@ class BuildWriter:
             f"{_PREFIX}built_at": self.built_at,
         }
         self._client, self._collection = backend.create_collection(build_id, metadata)
-        self.written = 0
+        self._pending: list[StoredChunk] = []
 
     def add(self, items: Sequence[StoredChunk]) -> None:
-        for begin in range(0, len(items), PAGE):
-            page = items[begin : begin + PAGE]
-            self._collection.add(
-                ids=[s.chunk.id for s in page],
-                embeddings=np.asarray([s.vector for s in page], dtype=np.float32),
-                documents=[s.chunk.text for s in page],
-                metadatas=[dict(s.metadata) for s in page],
-            )
-            self.written += len(page)
+        """Queue `items`; they are written a full page at a time (Chroma writes fewer, bigger
+        batches faster), the rest by `flush`."""
+        self._pending.extend(items)
+        while len(self._pending) >= PAGE:
+            self._write(self._pending[:PAGE])
+            del self._pending[:PAGE]
+
+    def flush(self) -> None:
+        """Write what `add` has queued."""
+        if self._pending:
+            self._write(self._pending)
+            self._pending = []
+
+    def _write(self, page: Sequence[StoredChunk]) -> None:
+        self._collection.add(
+            ids=[s.chunk.id for s in page],
+            embeddings=np.asarray([s.vector for s in page], dtype=np.float32),
+            documents=[s.chunk.text for s in page],
+            metadatas=[dict(s.metadata) for s in page],
+        )
 
     def verify(self, expected_chunks: int) -> None:
         """`IndexDamagedError` unless the build holds `expected_chunks` chunks and a probe query
-        finds a stored chunk again."""
+        finds a stored chunk again. Writes what is queued first."""
+        self.flush()
         count = int(self._collection.count())
         if count != expected_chunks:
             raise damaged(f"The new build holds {count} chunks, not {expected_chunks}")

@@ -79,3 +79,12 @@ def test_locate_spans_finds_overlapping_pieces() -> None:
     assert locate_spans(text, ["A b. C d.", "C d. E f."]) == [(0, 9), (5, 14)]
     with pytest.raises(ValueError, match="not a substring"):
         locate_spans(text, ["missing"])
+
+
+def test_counting_matches_the_tokenizer_after_encoding(embedder: Embedder) -> None:
+    # Encoding sets padding and truncation on the model's tokenizer; counts must not follow it.
+    embedder.encode(["A short text.", "Another, somewhat longer, text to pad the first one."])
+    tokenizer = embedder._model.tokenizer
+    for text in ("Hi.", "A", " ".join(["word"] * 400), "Zürich's café, 1932 [2]."):
+        expected = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        assert embedder.count_tokens(text) == expected
