@@ -32,11 +32,12 @@ import numpy as np
 from tqdm import tqdm
 
 from index.articles import Article, load_sources
-from index.build import chunk_articles, fingerprint_for, index_articles
+from index.build import chunk_articles, fingerprint_for, index_articles, settings_key
 from index.chunking import searchable_text
 from index.embeddings import Embedder, open_embedder
 from index.layout import IndexLayout
 from index.manifest import load_manifest
+from index.store import hnsw_configuration
 from qa import Settings, enforce_offline
 from qa.chain import build_retriever
 from qa.eval.data import load_questions
@@ -195,13 +196,18 @@ class CachedEmbedder(Embedder):
 def ensure_index(
     index_dir: Path, articles: Sequence[Article], vectors: VectorCache, embedder: Embedder
 ) -> dict[str, Any]:
-    """Build the index of `articles` at `index_dir` unless a complete one of them is there."""
+    """Build the index of `articles` at `index_dir` unless one of them, made with the same
+    settings and HNSW parameters, is there."""
     settings = Settings(index_dir=index_dir)
     record = index_dir / "bench.json"
-    wanted = sorted(a.id for a in articles)
+    wanted = [
+        settings_key(settings),
+        json.dumps(hnsw_configuration(), sort_keys=True),
+        *sorted(a.id for a in articles),
+    ]
     if record.exists():
         kept = json.loads(record.read_text(encoding="utf-8"))
-        if kept.get("articles_hash") == hash_ids(wanted):
+        if kept.get("build_key") == hash_ids(wanted):
             return dict(kept["built"])
     started = time.perf_counter()
     store, report = index_articles(settings, CachedEmbedder(embedder, vectors), articles)
@@ -211,9 +217,7 @@ def ensure_index(
         "chunks": report.chunks_total,
         "build_s": time.perf_counter() - started,
     }
-    record.write_text(
-        json.dumps({"articles_hash": hash_ids(wanted), "built": built}), encoding="utf-8"
-    )
+    record.write_text(json.dumps({"build_key": hash_ids(wanted), "built": built}), encoding="utf-8")
     return built
 
 
