@@ -133,8 +133,8 @@ def hnsw_configuration() -> CreateHNSWConfiguration:
     """The vector index's graph, set here rather than left to Chroma's defaults. Measured on 100k
     news and Wikipedia chunks with 300 dev questions (bench/search.py), recall@10 against exact
     search by ef_search: 10 -> 0.866, 40 -> 0.975, 60 -> 0.984, 100 -> 0.991, 200 -> 0.994; a
-    query costs 1.6 ms at 10, 2.0 ms at 100 and 2.5 ms at 200, small beside the ~18 ms it takes
-    to embed the question."""
+    query costs 1.6 ms at 10, 2.0 ms at 100 and 2.5 ms at 200, small beside the 14 ms it takes
+    to embed the question on an idle machine."""
     return {"space": "cosine", "max_neighbors": 16, "ef_construction": 100, "ef_search": 100}
 
 
