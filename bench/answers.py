@@ -25,7 +25,7 @@ from typing import Any
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
-from index.embeddings import open_embedder
+from index.embeddings import open_embedder_for
 from qa import Settings, build_chain, enforce_offline
 from qa.chain import QAChain, fixed_messages
 from qa.citations import clean_markers, find_markers
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     enforce_offline()
     settings = Settings.from_env().model_copy(update={"llm_model": args.model})
-    embedder = open_embedder(settings.embedding_model_path, settings.embed_batch_size)
+    embedder = open_embedder_for(settings)
     articles = load_corpus(CorpusSpec(args.articles, args.distractors, args.distractors_limit))
     settings = prepare_index(articles, settings, embedder, args.cache_dir)
     questions = load_questions(args.questions)

@@ -1,9 +1,12 @@
 """Benchmark: inference backends for the packaged all-MiniLM-L6-v2 embedder, on the same texts.
 
-Backends: torch fp32 (the project's embedder, `index.embeddings.open_embedder()`), torch dynamic
-int8 (`torch.ao.quantization.quantize_dynamic` on the Linear layers), the model exported with
+Backends: torch fp32 (`index.embeddings.open_embedder(backend="torch")`), torch dynamic int8
+(`torch.ao.quantization.quantize_dynamic` on the Linear layers), the model exported with
 `torch.onnx.export` and run by onnxruntime in fp32 and dynamically quantized to int8
-(`onnxruntime.quantization.quantize_dynamic`), and the fp32 ONNX model run by OpenVINO. Both int8
+(`onnxruntime.quantization.quantize_dynamic`), the fp32 ONNX model run by OpenVINO with float32
+arithmetic forced, and the project's own OpenVINO engine as it ships (`openvino-default`:
+`open_embedder(backend="openvino")`, OpenVINO's default precision: bfloat16 on a CPU that has it,
+float32 elsewhere). Both int8
 backends quantize weights per output channel (per tensor loses more: mean cosine to fp32 about
 0.94-0.96 instead of 0.98-0.99). Every backend tokenizes like sentence-transformers (same
 tokenizer, truncation at the model's 256 word pieces, batches of 32 texts sorted by length),
@@ -21,7 +24,7 @@ Verdict: "adopt" only when the backend is at least 1.5x as fast as torch fp32 an
 no more than 0.01 below fp32's on every dataset.
 
     python bench/embedding_backends.py [--questions 300] [--seed 7] [--block 256]
-        [--backends torch-fp32,torch-int8,onnx-fp32,onnx-int8,openvino-fp32]
+        [--backends torch-fp32,torch-int8,onnx-fp32,onnx-int8,openvino-fp32,openvino-default]
         [--eval-dir ../shared/eval] [--cache-dir DIR] [--out bench/results/embedding_backends.json]
 
 The ONNX backends need the `bench` extra (`pip install -e '.[bench]'`); a backend whose packages
@@ -52,7 +55,13 @@ import numpy.typing as npt
 
 from index.chunking import chunk_article, searchable_text
 from index.config import IndexSettings
-from index.embeddings import Embedder, open_embedder, packaged_model_path
+from index.embeddings import (
+    Embedder,
+    TorchEngine,
+    open_embedder,
+    packaged_model_path,
+    private_counter,
+)
 from qa import enforce_offline
 from qa.eval.data import EvalQuestion, load_questions
 from qa.eval.runner import CorpusSpec, load_corpus
@@ -61,7 +70,14 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EVAL_DIR = ROOT.parent / "shared" / "eval"
 DEFAULT_CACHE_DIR = Path(tempfile.gettempdir()) / "citeqa-bench" / "onnx"
 DATASETS = {"squad": "squad_v1.1", "rtqa": "realtimeqa_2022"}
-BACKENDS = ("torch-fp32", "torch-int8", "onnx-fp32", "onnx-int8", "openvino-fp32")
+BACKENDS = (
+    "torch-fp32",
+    "torch-int8",
+    "onnx-fp32",
+    "onnx-int8",
+    "openvino-fp32",
+    "openvino-default",
+)
 BASELINE = "torch-fp32"
 MIN_SPEEDUP = 1.5
 MAX_RECALL_DROP = 0.01
@@ -108,11 +124,21 @@ class Measured:
 
 
 def torch_fp32() -> Backend:
-    embedder = open_embedder()
+    embedder = open_embedder(backend="torch")
     return Backend(
         BASELINE,
         lambda texts: np.asarray(embedder.embed_documents(texts), dtype=np.float32),
-        f"open_embedder(), batch {embedder.batch_size}",
+        f"open_embedder(backend='torch'), batch {embedder.batch_size}",
+    )
+
+
+def openvino_default() -> Backend:
+    embedder = open_embedder(backend="openvino")
+    return Backend(
+        "openvino-default",
+        embedder.encode,
+        f"open_embedder(backend='openvino'): {embedder.engine.description}, "
+        f"batch {embedder.batch_size}",
     )
 
 
@@ -134,7 +160,8 @@ def torch_int8(reference: Any, batch_size: int) -> Backend:
             {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig},
             dtype=torch.qint8,
         )
-    embedder = Embedder(model, name="all-MiniLM-L6-v2-int8", batch_size=batch_size)
+    engine = TorchEngine(model)
+    embedder = Embedder(engine, "all-MiniLM-L6-v2-int8", private_counter(model), batch_size)
     return Backend(
         "torch-int8",
         lambda texts: np.asarray(embedder.embed_documents(texts), dtype=np.float32),
@@ -268,7 +295,9 @@ def openvino_backend(path: Path, reference: Any, batch_size: int, threads: int) 
         import openvino as ov
     except ImportError as e:
         raise BackendUnavailableError(f"openvino is not installed ({e})") from e
-    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads})
+    compiled = ov.Core().compile_model(
+        str(path), "CPU", {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"}
+    )
     request = compiled.create_infer_request()
 
     def run(feed: Feed) -> npt.NDArray[np.float32]:
@@ -278,7 +307,7 @@ def openvino_backend(path: Path, reference: Any, batch_size: int, threads: int) 
     return Backend(
         "openvino-fp32",
         pooled_encoder(reference, run, batch_size),
-        f"openvino {ov.__version__}, {threads} threads, {path.name}",
+        f"openvino {ov.__version__}, {threads} threads, float32 forced, {path.name}",
     )
 
 
@@ -300,6 +329,9 @@ def open_backends(
                 continue
             if name == "torch-int8":
                 backends.append(torch_int8(reference, batch_size))
+                continue
+            if name == "openvino-default":
+                backends.append(openvino_default())
                 continue
             if onnx_files is None and onnx_error is None:
                 try:

@@ -175,7 +175,7 @@ class CachedEmbedder(Embedder):
     repeat, so that every stored vector is distinct."""
 
     def __init__(self, embedder: Embedder, vectors: VectorCache) -> None:
-        super().__init__(embedder._model, embedder.name, embedder.batch_size)
+        super().__init__(embedder.engine, embedder.name, embedder.count_tokens, embedder.batch_size)
         self._vectors = vectors
         self._seen: dict[str, int] = {}
         self._noise = np.random.default_rng(7)

@@ -147,7 +147,7 @@ def child_answer(result_path: Path, questions_path: Path, spawned_at: float, ui:
         steps.patch(store, "check", "index check")
         steps.patch(store, "keyword_index", "keyword index load")
 
-    steps.patch(qa.chain, "open_embedder", "embedder load")
+    steps.patch(qa.chain, "open_embedder_for", "embedder load")
     steps.patch(qa.chain, "open_store", "store open", then=time_store)
     begun = time.perf_counter()
     chain = qa.build_chain(settings)

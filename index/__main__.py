@@ -105,10 +105,10 @@ def run_update(
     settings: IndexSettings, command: str, sources: list[str | Path], *, quiet: bool
 ) -> int:
     from index.build import Mode, update_index
-    from index.embeddings import Embedder, open_embedder
+    from index.embeddings import Embedder, open_embedder_for
 
     def load_model() -> Embedder:  # only once the writer knows it has work for it
-        return open_embedder(settings.embedding_model_path, settings.embed_batch_size)
+        return open_embedder_for(settings)
 
     bars = StepBars(quiet)
     try:

@@ -51,6 +51,7 @@ _URL_SCHEME = re.compile(r"\A([A-Za-z][A-Za-z0-9+.\-]*)://")
 IGNORED_STEMS = ("readme", "license", "licence", "notice")
 _DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +115,41 @@ class LoadResult:
 
 
 def content_id(*parts: str) -> str:
-    """A stable id from content: the first 16 hex digits of a SHA-256."""
-    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    """A stable id from content: the first 16 hex digits of a SHA-256. Never raises: a lone
+    surrogate (from a JSON escape) is hashed as is, and `article_problem` rejects the article."""
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
     return digest[:16]
+
+
+def article_problem(article: Article) -> str | None:
+    """Why an article that was read cannot be indexed, or None: a file name or a field that is not
+    valid Unicode (a lone surrogate, which nothing downstream can encode), or no readable text."""
+    if _SURROGATE.search(article.origin):
+        return "the file name is not valid UTF-8; rename the file and retry"
+    fields = {
+        "id": article.id,
+        "title": article.title,
+        "text": article.text,
+        "source": article.source or "",
+        "url": article.url or "",
+        "published": article.published or "",
+        "authors": "".join(article.authors),
+    }
+    broken = [name for name, value in fields.items() if _SURROGATE.search(value)]
+    if broken:
+        return (
+            f"not valid Unicode text in {', '.join(broken)} (a lone surrogate, such as a JSON "
+            "\\ud800 escape with no pair); fix the text and retry"
+        )
+    if not any(c.isalnum() for c in article.text):
+        return "no readable text (only spaces, punctuation or invisible characters)"
+    return None
+
+
+def printable(text: str) -> str:
+    """`text` with lone surrogates (undecodable file-name bytes) written as escapes, so that a
+    report can always be printed and stored."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def normalize_date(value: object) -> str | None:
@@ -134,13 +167,28 @@ def normalize_date(value: object) -> str | None:
         return None
 
 
+class _AliasError(yaml.YAMLError):
+    """Front matter that uses a YAML alias."""
+
+
+class _FrontMatterLoader(yaml.SafeLoader):
+    """Safe YAML without aliases: a few hundred bytes of nested aliases expand to gigabytes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise _AliasError("alias")
+        return super().compose_node(parent, index)
+
+
 def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
     """Split optional YAML front matter (between `---` lines) from the rest of the text."""
     match = _FRONT_MATTER.match(text)
     if not match:
         return {}, text
     try:
-        meta = yaml.safe_load(match.group(1)) or {}
+        meta = yaml.load(match.group(1), Loader=_FrontMatterLoader) or {}
+    except _AliasError as e:
+        raise ValueError("front matter uses YAML aliases (*name), which are not allowed") from e
     except yaml.YAMLError as e:
         raise ValueError(f"front matter is not valid YAML ({e.__class__.__name__})") from e
     if not isinstance(meta, dict):
@@ -356,6 +404,7 @@ def load_sources(
     finally:
         if fetcher is not None:
             fetcher.close()
+    items = [_checked(item) for item in items]
     articles = [item for item in items if isinstance(item, Article)]
     rejected = tuple(item for item in items if isinstance(item, Rejection))
     if not dedup:
@@ -487,6 +536,14 @@ def _load_path(source: Path) -> Iterator[Article | Rejection]:
         yield from _guarded(str(path), load_file, path)
 
 
+def _checked(item: Article | Rejection) -> Article | Rejection:
+    """The article, or its rejection when `article_problem` finds one; rejections printable."""
+    if isinstance(item, Rejection):
+        return Rejection(printable(item.origin), printable(item.reason))
+    problem = article_problem(item)
+    return item if problem is None else Rejection(printable(item.origin), problem)
+
+
 def _guarded(
     origin: str,
     load: Callable[_P, Iterator[Article | Rejection]],
@@ -550,6 +607,8 @@ def load_file(path: Path) -> Iterator[Article | Rejection]:
 
 
 def _load_jsonl(text: str, origin: str) -> Iterator[Article | Rejection]:
+    if not text.strip():  # every input is accounted for: an empty file too
+        yield Rejection(origin, "the file is empty")
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -567,6 +626,8 @@ def _load_json(text: str, origin: str) -> Iterator[Article | Rejection]:
         yield Rejection(origin, _reason(e))
         return
     records = data if isinstance(data, list) else [data]
+    if not records:
+        yield Rejection(origin, "the JSON list holds no articles")
     for number, raw in enumerate(records, start=1):
         where = f"{origin}#{number}" if isinstance(data, list) else origin
         try:

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -20,7 +21,12 @@ from index.articles import Article, Duplicate, Rejection, load_sources
 from index.chunking import CHUNKER_VERSION, Chunk, chunk_article, searchable_text
 from index.config import IndexSettings
 from index.embeddings import Embedder
-from index.errors import CiteqaIndexError, IndexDamagedError, IndexMismatchError
+from index.errors import (
+    CiteqaIndexError,
+    IndexDamagedError,
+    IndexMismatchError,
+    IndexWriteError,
+)
 from index.keyword import build_keyword_index, load_keyword_index, save_keyword_index
 from index.layout import REBUILD_HINT, IndexLayout, new_build_id
 from index.lock import writer_lock
@@ -219,7 +225,7 @@ def update_index(
     something to embed or a fingerprint to compare."""
     started = time.perf_counter()
     layout = IndexLayout(settings.index_dir, settings.collection)
-    with writer_lock(layout):
+    with write_errors(layout), writer_lock(layout):
         backend = open_backend(layout, settings.chroma_url)
         try:
             live = backend.live_build()
@@ -268,6 +274,18 @@ def update_index(
         backend.publish(build_id)
         backend.remove_builds(keep={build_id})
         return outcome.report(build_id, True, embedded, copied)
+
+
+@contextmanager
+def write_errors(layout: IndexLayout) -> Iterator[None]:
+    """A full disk or a read-only folder becomes an `IndexWriteError` that says what to do."""
+    try:
+        yield
+    except OSError as e:
+        raise IndexWriteError(
+            f"Cannot write the index at {layout.root} ({e}). Free some disk space or make the "
+            "folder writable, then run this again; the live index is unchanged."
+        ) from e
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,14 +466,19 @@ def chunk_articles(
         # With titles embedded, the title's word pieces come out of each chunk's budget.
         title_tokens = embedder.count_tokens(article.title) + 1 if settings.embed_titles else 0
         kept = by_article.setdefault(article.id, [])
+        # A passage repeated within an article (a 100,000-character line of one letter gives
+        # hundreds) is kept once: many identical vectors cut the HNSW graph apart, and a build
+        # then failed its probe query.
+        texts: set[str] = set()
         for chunk in chunk_article(
             article,
             max_tokens=max(32, fingerprint.chunk_tokens - title_tokens),
             overlap_tokens=settings.chunk_overlap_tokens,
             count_tokens=embedder.count_tokens,
         ):
-            if chunk.id not in seen:
+            if chunk.id not in seen and chunk.text not in texts:
                 seen.add(chunk.id)
+                texts.add(chunk.text)
                 kept.append(chunk)
                 pending.append(chunk)
     return by_article, pending

@@ -2,13 +2,20 @@
 
 import re
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.errors import SettingsError
+
+EmbeddingBackend = Literal["auto", "openvino", "torch"]
+
+
+def default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "citeqa" / "models"
+
 
 # Chroma's rule for collection names, kept short; such a name is a safe folder name too.
 _COLLECTION_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{1,61})[A-Za-z0-9]")
@@ -41,6 +48,17 @@ class IndexSettings(BaseSettings):
         None,
         description="Local sentence-transformers model directory; empty means the packaged "
         "all-MiniLM-L6-v2.",
+    )
+    embedding_backend: EmbeddingBackend = Field(
+        "auto",
+        description="What runs the embedding model: `openvino` (about twice as fast on CPU, "
+        "converted once into `CITEQA_MODEL_CACHE_DIR`), `torch` (sentence-transformers), or "
+        "`auto` (default): OpenVINO where the model allows, else torch.",
+    )
+    model_cache_dir: Path = Field(
+        default_factory=default_cache_dir,
+        description="Where models are prepared once: the default LLM assembled and verified, "
+        "the embedding model converted for OpenVINO.",
     )
     chunk_tokens: int = Field(
         128, ge=32, le=254, description="Largest chunk, in the embedding model's word pieces."

@@ -159,8 +159,11 @@ def _shingle_hashes(words: Sequence[str], size: int) -> np.ndarray[Any, np.dtype
     if not words:
         return np.zeros(0, dtype=np.uint64)
     size = min(size, len(words))
-    unique, positions = np.unique(np.asarray(words), return_inverse=True)
-    word_hashes = np.fromiter(map(_word_hash, unique.tolist()), np.uint64, len(unique))[positions]
+    # Word ids from a dict, not `np.unique`: a numpy string array is as wide as the longest
+    # word, so one 100,000-character "word" in a long article asked for over 100 GiB.
+    ids: dict[str, int] = {}
+    positions = np.fromiter((ids.setdefault(w, len(ids)) for w in words), np.int64, len(words))
+    word_hashes = np.fromiter(map(_word_hash, ids), np.uint64, len(ids))[positions]
     count = len(words) - size + 1
     combined = np.zeros(count, dtype=np.uint64)
     for offset in range(size):

@@ -35,3 +35,8 @@ class IndexBusyError(CiteqaIndexError):
 
 class IndexServerError(CiteqaIndexError):
     """The Chroma server named by `CITEQA_CHROMA_URL` cannot be reached or refused a request."""
+
+
+class IndexWriteError(CiteqaIndexError):
+    """The index's folder cannot be written: a full disk, a read-only folder (Chroma writes even
+    to open a build)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
 import sqlite3
 import threading
@@ -33,6 +34,7 @@ from index.errors import (
     IndexMismatchError,
     IndexNotBuiltError,
     IndexServerError,
+    IndexWriteError,
 )
 from index.keyword import (
     KeywordIndex,
@@ -172,6 +174,12 @@ class LocalBackend:
         try:
             client = self._client(directory)
         except Exception as e:  # chromadb's InternalError for a malformed database, and others
+            if cannot_write(directory, e):
+                raise IndexWriteError(
+                    f"The index build {build_id} cannot be opened: Chroma writes to {directory} "
+                    f"even to read it, and cannot ({e}). Free some disk space or make the index "
+                    "folder writable."
+                ) from e
             raise damaged(f"The index build {build_id} cannot be opened ({e})") from e
         try:
             return client, client.get_collection(self.layout.collection, embedding_function=None)
@@ -318,6 +326,14 @@ def connect(url: str) -> ClientAPI:
             f"Cannot reach the Chroma server at {url} ({e}). Start it (chroma run --path DIR "
             "--port PORT) or unset CITEQA_CHROMA_URL to use a local index."
         ) from e
+
+
+def cannot_write(directory: Path, error: Exception) -> bool:
+    """Whether Chroma failed to open a build because its folder is read-only or its disk full
+    (SQLite's READONLY and FULL errors), not because the build is damaged."""
+    text = str(error)
+    readonly = not os.access(directory / "chroma.sqlite3", os.W_OK)
+    return readonly or "readonly database" in text or "database or disk is full" in text
 
 
 def open_backend(layout: IndexLayout, chroma_url: str | None) -> Backend:
@@ -709,7 +725,8 @@ class BuildWriter:
             **fingerprint.to_metadata(),
             f"{_PREFIX}built_at": self.built_at,
         }
-        self._client, self._collection = backend.create_collection(build_id, metadata)
+        with self._write_errors():
+            self._client, self._collection = backend.create_collection(build_id, metadata)
         self._pending: list[StoredChunk] = []
 
     def add(self, items: Sequence[StoredChunk]) -> None:
@@ -727,12 +744,26 @@ class BuildWriter:
             self._pending = []
 
     def _write(self, page: Sequence[StoredChunk]) -> None:
-        self._collection.add(
-            ids=[s.chunk.id for s in page],
-            embeddings=np.asarray([s.vector for s in page], dtype=np.float32),
-            documents=[s.chunk.text for s in page],
-            metadatas=[dict(s.metadata) for s in page],
-        )
+        with self._write_errors():
+            self._collection.add(
+                ids=[s.chunk.id for s in page],
+                embeddings=np.asarray([s.vector for s in page], dtype=np.float32),
+                documents=[s.chunk.text for s in page],
+                metadatas=[dict(s.metadata) for s in page],
+            )
+
+    @contextlib.contextmanager
+    def _write_errors(self) -> Iterator[None]:
+        """Chroma's errors while writing (a full disk, a read-only folder) as `IndexWriteError`."""
+        try:
+            yield
+        except CiteqaIndexError:
+            raise
+        except Exception as e:  # chromadb raises many unrelated types
+            raise IndexWriteError(
+                f"Writing the new build to {self.backend.description} failed ({e}). Check that "
+                "there is free disk space and that it is writable; the live index is unchanged."
+            ) from e
 
     def verify(self, expected_chunks: int) -> None:
         """`IndexDamagedError` unless the build holds `expected_chunks` chunks and a probe query

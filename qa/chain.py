@@ -17,7 +17,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from index.build import fingerprint_for
-from index.embeddings import open_embedder
+from index.embeddings import open_embedder_for
 from index.store import open_store
 from prompts import render_prompt
 from qa.citations import clean_markers
@@ -139,6 +139,11 @@ class QAChain(Runnable[ChainInput, Answer]):
                 f"The language model failed ({type(e).__name__}), so these are the best "
                 "supporting sentences instead."
             )
+        if notice is None and not "".join(pieces).strip():  # a server that sent no text
+            notice = (
+                "The language model returned no answer, so these are the best supporting "
+                "sentences instead."
+            )
         timings["generate"] = time.perf_counter() - generating
         answer = replace(
             base,
@@ -227,6 +232,13 @@ def check_question(question: str, max_chars: int) -> str:
             f"The question is {len(stripped)} characters long; the limit is {max_chars}. "
             "Please ask something shorter."
         )
+    try:
+        stripped.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate: no tokenizer can read it
+        raise QuestionError(
+            f"The question holds a character that is not valid text (at position {e.start + 1}); "
+            "please retype the question."
+        ) from e
     return stripped
 
 
@@ -304,7 +316,7 @@ def build_messages(
 
 def build_retriever(settings: Settings) -> PassageRetriever:
     """Load the embedding model and open the index, refusing one built with other settings."""
-    embedder = open_embedder(settings.embedding_model_path, settings.embed_batch_size)
+    embedder = open_embedder_for(settings)
     store = open_store(settings.index_dir, settings.collection, settings.chroma_url)
     store.check(fingerprint_for(settings, embedder))
     # The store moves itself and this keyword index to each new build a writer publishes.

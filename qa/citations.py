@@ -23,13 +23,17 @@ def find_markers(text: str) -> list[int]:
 
 
 def clean_markers(text: str, valid: set[int]) -> str:
-    """`text` with markers that point at no passage removed and lists split into `[1][2]`."""
+    """`text` with markers that point at no passage removed (also those that removing others
+    forms: "[[7]2]") and lists split into `[1][2]`."""
 
     def replace(match: re.Match[str]) -> str:
         numbers = [int(n) for n in match.group(1).split(",")]
         return "".join(f"[{n}]" for n in numbers if n in valid)
 
-    cleaned = re.sub(r"[ \t]{2,}", " ", MARKER.sub(replace, text))
+    cleaned = MARKER.sub(replace, text)
+    while cleaned != text:
+        text, cleaned = cleaned, MARKER.sub(replace, cleaned)
+    cleaned = re.sub(r"[ \t]{2,}", " ", cleaned)
     return re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned).strip()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -83,10 +82,6 @@ class Settings(IndexSettings):
     llm_model: str = Field(
         "qwen2.5-coder-1.5b",
         description="`qwen2.5-coder-1.5b` (default), `smollm2-135m`, or the path of a .gguf file.",
-    )
-    model_cache_dir: Path = Field(
-        default_factory=lambda: Path.home() / ".cache" / "citeqa" / "models",
-        description="Where the default model is assembled and verified once.",
     )
     openai_base_url: str | None = Field(
         None,

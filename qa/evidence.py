@@ -18,7 +18,7 @@ from index.embeddings import Embedder
 from qa.text import (
     content_words,
     coverage,
-    looks_like_instruction,
+    instruction_flags,
     names,
     numbers,
     sentence_spans,
@@ -220,7 +220,7 @@ def split_passages(passages: Sequence[RetrievedChunk]) -> list[PassageSentence]:
     found = []
     for number, hit in enumerate(passages, start=1):
         text = hit.chunk.text
-        for start, end in sentence_spans(text):
-            piece = text[start:end]
-            found.append(PassageSentence(number, start, end, piece, looks_like_instruction(piece)))
+        spans = sentence_spans(text)
+        for (start, end), instruction in zip(spans, instruction_flags(text, spans), strict=True):
+            found.append(PassageSentence(number, start, end, text[start:end], instruction))
     return found

@@ -111,18 +111,24 @@ def assemble_qwen(cache_dir: Path) -> Path:
 
 
 def _stamp_matches(stamp: Path, target: Path) -> bool:
-    """True if `target` is the file that was verified (same size and modification time)."""
+    """True if `target` is the file that was verified: same size, modification time and change
+    time (which every write sets, and which, unlike the modification time, cannot be set back)."""
     try:
         recorded = json.loads(stamp.read_text())
         info = target.stat()
     except (OSError, ValueError):
         return False
-    expected = {"sha256": QWEN_SHA256, "size": info.st_size, "mtime_ns": info.st_mtime_ns}
-    return bool(recorded == expected)
+    return bool(recorded == _stamp(info))
 
 
 def _write_stamp(stamp: Path, target: Path) -> None:
-    info = target.stat()
-    stamp.write_text(
-        json.dumps({"sha256": QWEN_SHA256, "size": info.st_size, "mtime_ns": info.st_mtime_ns})
-    )
+    stamp.write_text(json.dumps(_stamp(target.stat())))
+
+
+def _stamp(info: os.stat_result) -> dict[str, object]:
+    return {
+        "sha256": QWEN_SHA256,
+        "size": info.st_size,
+        "mtime_ns": info.st_mtime_ns,
+        "ctime_ns": info.st_ctime_ns,
+    }

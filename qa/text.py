@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 # A sentence ends after . ! ? (and any closing quotes or brackets) before whitespace and an
 # upper-case letter, digit or opening quote; or at a line break.
@@ -40,6 +41,11 @@ _INSTRUCTION = re.compile(
     r"|(?:new|updated|override|system) (?:instructions?|prompt|rules)"
     r"|(?:you are|act as|pretend to be|you must|you should) (?:now )?(?:an? |the )?"
     r"(?:ai|assistant|chatbot|language model|llm|model)\b"
+    r"|(?:you are|act as|pretend to be) (?:now )?(?:an? |the )?(?:[a-z-]+ ){1,2}"
+    r"(?:ai|assistant|chatbot|language model|llm)\b"
+    r"|\b(?:note|message|instructions?) (?:to|for) (?:all |any |the )?(?:ai|assistant|chatbot|"
+    r"language model|llm|model)s?\b"
+    r"|\b(?:answer|reply to|respond to) (?:every|all|any) (?:questions?|quer(?:y|ies)|prompts?)\b"
     r"|\b(?:language model|ai assistant|chatbot|the assistant)s?\b.{0,40}\b(?:must|should|will|"
     r"shall|need to)\b"
     r"|(?:^|\n|\s)(?:assistant|system|user|human|ai)\s*:"
@@ -48,14 +54,34 @@ _INSTRUCTION = re.compile(
     r"\b(?:only|exactly|verbatim|the (?:word|phrase|text|code|string))\b"
     r"|!\[[^\]]*\]\([^)]*\)"
     r"|\b(?:https?|javascript|data):\S*"
-    r"|[A-Za-z0-9+/]{40,}={0,2}",
+    r"|[A-Za-z0-9+/]{40,}={0,2}"
+    # Hidden markup, and the answer's own form faked: citation markers, source lists.
+    r"|<!--"
+    r"|\[\d{1,3}(?:\s*,\s*\d{1,3})*\]"
+    r"|^\W{0,3}(?:sources?|references?|citations?)\s*:",
     re.IGNORECASE,
+)
+# A chat turn faked in an article ("Assistant: ..."): it lasts to the end of its line.
+_ROLE_TURN = re.compile(r"^\W{0,3}(?:assistant|system|user|human|ai)\s*:", re.IGNORECASE)
+# A piece of text cut by a line break in mid-sentence (a hard-wrapped line) ends like this.
+_WRAPPED = re.compile(r"[\w,;-]$")
+# Letters of other scripts that look like Latin ones ("Ign\u043ere" with a Cyrillic o), folded
+# before looking for instructions.
+_LOOKALIKES = str.maketrans(
+    "\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0425"
+    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455"
+    "\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7"
+    "\u03bf\u03b9",
+    "ABEKMHOPCTXaeopcyxijsABEZHIKMNOPTYXoi",
 )
 
 
 def normalize(text: str) -> str:
-    """NFKC-normalised text with typographic quotes made plain."""
+    """NFKC-normalised text with typographic quotes made plain, invisible characters (zero-width
+    spaces and joiners, soft hyphens) dropped and look-alike Cyrillic and Greek letters made
+    Latin."""
     text = unicodedata.normalize("NFKC", text)
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf").translate(_LOOKALIKES)
     return (
         text.replace("\u2019", "'")
         .replace("\u2018", "'")
@@ -128,14 +154,40 @@ def names(text: str) -> set[str]:
 
 
 def strip_markers(text: str) -> str:
-    """`text` without `[n]` citation markers."""
-    return _MARKER.sub("", text)
+    """`text` without `[n]` citation markers, also those that removing others forms ("[[1]9]")."""
+    while True:
+        stripped = _MARKER.sub("", text)
+        if stripped == text:
+            return text
+        text = stripped
 
 
 def looks_like_instruction(text: str) -> bool:
     """True when article text addresses a model or carries links, images or encoded blobs: such
     text is data the answer must never act on or repeat."""
     return bool(_INSTRUCTION.search(normalize(text)))
+
+
+def instruction_flags(text: str, spans: Sequence[tuple[int, int]]) -> list[bool]:
+    """For each sentence span of `text` (from `sentence_spans`): whether it is part of text
+    that addresses a model. A sentence broken by line breaks (hard-wrapped) is judged whole, and
+    a faked chat turn ("Assistant: ...") lasts to the end of its line."""
+    flags = [False] * len(spans)
+    group: list[int] = []  # the pieces of one hard-wrapped sentence
+    turn = False
+    for i, (start, end) in enumerate(spans):
+        line_break = i > 0 and "\n" in text[spans[i - 1][1] : start]
+        if not (group and line_break and _WRAPPED.search(normalize(text[slice(*spans[i - 1])]))):
+            group = []
+        group.append(i)
+        turn = (turn and not line_break) or bool(_ROLE_TURN.match(normalize(text[start:end])))
+        joined = " ".join(text[slice(*spans[j])] for j in group)
+        if turn or any(flags[j] for j in group) or looks_like_instruction(text[start:end]):
+            flags[i] = True
+        if flags[i] or (len(group) > 1 and looks_like_instruction(joined)):
+            for j in group:
+                flags[j] = True
+    return flags
 
 
 def coverage(wanted: set[str], have: set[str]) -> float:

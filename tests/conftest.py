@@ -2,22 +2,122 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from index.build import rebuild_index
 from index.embeddings import Embedder, open_embedder
 from index.offline import enforce_offline
 from qa import QAChain, Settings, build_chain
+from tests.offline_guard import OUTBOUND, install
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_ARTICLES = ROOT / "articles"
 XINHUA_TITLE = "China offers opportunities for EU's digital development, says diplomat"
 ARTIFACTS = ROOT / "test-artifacts"
+RELIABILITY_RESULT = ROOT / "bench" / "results" / "reliability.json"
+
+# Property tests: `make test` runs the "citeqa" profile, `make soak` the "soak" one (5x the
+# examples). Use `examples(n)` for a test's own budget so that it scales with the profile too.
+_SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
+settings.register_profile(
+    "citeqa", max_examples=1000, deadline=None, suppress_health_check=_SLOW_OK
+)
+settings.register_profile("soak", max_examples=5000, deadline=None, suppress_health_check=_SLOW_OK)
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "citeqa")
+settings.load_profile(PROFILE)
+
+
+def examples(n: int) -> int:
+    """`n` examples under `make test`, five times as many under `make soak`."""
+    return n * 5 if PROFILE == "soak" else n
+
+
+@dataclass
+class ReliabilityRow:
+    """One line of the reliability summary table (README, "Reliability")."""
+
+    part: str
+    inputs: int = 0
+    faults: int = 0
+    kills_survived: int = 0
+    errors: int = 0
+    p95_ms: float | None = None
+    rss_drift: float | None = None  # end RSS / start RSS - 1
+    note: str = ""
+
+
+_RELIABILITY: list[ReliabilityRow] = []
+
+
+@pytest.fixture
+def reliability() -> Iterator[list[ReliabilityRow]]:
+    """Append `ReliabilityRow`s here; the run prints them as a table and writes them to
+    bench/results/reliability.json."""
+    rows: list[ReliabilityRow] = []
+    yield rows
+    _RELIABILITY.extend(rows)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _RELIABILITY:
+        return
+    header = ("part", "inputs", "faults", "kills survived", "errors", "p95 ms", "RSS drift")
+    lines = [
+        (
+            row.part,
+            str(row.inputs),
+            str(row.faults),
+            str(row.kills_survived),
+            str(row.errors),
+            "" if row.p95_ms is None else f"{row.p95_ms:.0f}",
+            "" if row.rss_drift is None else f"{row.rss_drift:+.1%}",
+        )
+        for row in _RELIABILITY
+    ]
+    widths = [max(len(cells[i]) for cells in [header, *lines]) for i in range(len(header))]
+    terminalreporter.section("reliability")
+    for cells in [header, tuple("-" * w for w in widths), *lines]:
+        terminalreporter.write_line(
+            " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))
+        )
+    RELIABILITY_RESULT.parent.mkdir(parents=True, exist_ok=True)
+    RELIABILITY_RESULT.write_text(
+        json.dumps({"profile": PROFILE, "rows": [asdict(r) for r in _RELIABILITY]}, indent=2),
+        encoding="utf-8",
+    )
+
+
+# Offline: every attempt to reach a non-loopback address fails the test it happened in, even
+# when the code under test swallowed the error (tests/offline_guard.py); attempts outside any
+# test (collection, session teardown) fail the run.
+install()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    OUTBOUND.outside_tests.extend(OUTBOUND.take())
+
+
+@pytest.fixture(autouse=True)
+def offline_guard() -> Iterator[None]:
+    """Fails the test at teardown if it (or a fixture set up for it) tried to go online."""
+    yield
+    OUTBOUND.check()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    OUTBOUND.outside_tests.extend(OUTBOUND.take())
+    if OUTBOUND.outside_tests:
+        listed = "\n  ".join(dict.fromkeys(OUTBOUND.outside_tests))
+        print(f"\nAttempts to reach a non-loopback address outside any test:\n  {listed}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session", autouse=True)

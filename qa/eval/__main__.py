@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from index.embeddings import open_embedder
+from index.embeddings import open_embedder_for
 from index.offline import enforce_offline
 from index.progress import progress_bar
 from qa.chain import build_chain, build_retriever
@@ -117,7 +117,7 @@ def evaluate(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     modes: list[RetrieverMode] = args.retriever or [settings.retriever]
     started = time.perf_counter()
-    embedder = open_embedder(settings.embedding_model_path, settings.embed_batch_size)
+    embedder = open_embedder_for(settings)
     spec = CorpusSpec(args.articles, args.distractors, args.distractors_limit)
     articles = load_corpus(spec)
     questions = load_questions(args.questions, args.limit)

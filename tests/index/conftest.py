@@ -83,7 +83,7 @@ class CountingEmbedder(Embedder):
     """The real model, recording every text it embeds (to prove what was not re-embedded)."""
 
     def __init__(self, real: Embedder) -> None:
-        super().__init__(real._model, real.name, real.batch_size)
+        super().__init__(real.engine, real.name, real.count_tokens, real.batch_size)
         self.embedded: list[str] = []
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:

@@ -3,13 +3,15 @@ exactly where they came from."""
 
 from __future__ import annotations
 
+import functools
 import itertools
+from typing import Any
 
 import pytest
 
 from index.articles import Article, load_articles
 from index.chunking import chunk_article, locate_spans
-from index.embeddings import Embedder
+from index.embeddings import Embedder, packaged_model_path
 from tests.conftest import SAMPLE_ARTICLES
 
 SENTENCE_END = (".", "!", "?", '"', "'", "\u201d", ")")
@@ -18,6 +20,14 @@ SENTENCE_END = (".", "!", "?", '"', "'", "\u201d", ")")
 @pytest.fixture(scope="module")
 def sample_articles() -> tuple[Article, ...]:
     return load_articles(SAMPLE_ARTICLES).articles
+
+
+@functools.cache
+def reference_tokenizer() -> Any:
+    """The model's tokenizer as transformers loads it, independent of the embedder's own."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(packaged_model_path()), local_files_only=True)
 
 
 def chunks_of(article: Article, embedder: Embedder, max_tokens: int = 200, overlap: int = 40):
@@ -34,7 +44,7 @@ def test_spans_point_at_the_chunk_text(sample_articles, embedder: Embedder) -> N
 
 
 def test_no_chunk_exceeds_the_model_limit(sample_articles, embedder: Embedder) -> None:
-    tokenizer = embedder._model.tokenizer
+    tokenizer = reference_tokenizer()
     for article in sample_articles:
         for chunk in chunks_of(article, embedder):
             # With [CLS] and [SEP] the model would truncate anything over 256.
@@ -84,7 +94,7 @@ def test_locate_spans_finds_overlapping_pieces() -> None:
 def test_counting_matches_the_tokenizer_after_encoding(embedder: Embedder) -> None:
     # Encoding sets padding and truncation on the model's tokenizer; counts must not follow it.
     embedder.encode(["A short text.", "Another, somewhat longer, text to pad the first one."])
-    tokenizer = embedder._model.tokenizer
+    tokenizer = reference_tokenizer()
     for text in ("Hi.", "A", " ".join(["word"] * 400), "Zürich's café, 1932 [2]."):
         expected = len(tokenizer(text, add_special_tokens=False)["input_ids"])
         assert embedder.count_tokens(text) == expected
