@@ -12,17 +12,13 @@ from __future__ import annotations
 import html
 import re
 import time
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from typing import Any
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from app import (
     answer_html,
@@ -35,11 +31,11 @@ from app import (
     sources_html,
 )
 from index.chunking import Chunk
-from qa import Answer, Citation, QAChain, RetrievedChunk
+from qa import Answer, QAChain, RetrievedChunk
 from qa.chain import gather_evidence
 from qa.citations import clean_markers, find_markers, format_sources
 from qa.evidence import Evidence
-from qa.grounding import split_claims
+from qa.grounding import make_citation, split_claims
 from qa.retrieval import PassageRetriever
 from qa.text import strip_markers
 from qa.types import NOT_COVERED, CheckedSentence
@@ -318,24 +314,8 @@ def answers(draw: st.DrawFn) -> Answer:
         hits.append(RetrievedChunk(chunk, draw(st.floats(-1, 1)), number, draw(st.floats(-1, 1))))
     citations = []
     for number in draw(st.sets(st.integers(1, count), max_size=count)) if count else ():
-        chunk = hits[number - 1].chunk
         spans = draw(st.lists(st.tuples(st.integers(-5, 70), st.integers(-5, 70)), max_size=3))
-        citations.append(
-            Citation(
-                marker=number,
-                article_id=chunk.article_id,
-                title=chunk.title,
-                source=chunk.source,
-                url=chunk.url,
-                published=chunk.published,
-                passage=chunk.text,
-                start=0,
-                end=len(chunk.text),
-                score=0.5,
-                spans=tuple(spans),
-                support=0.7,
-            )
-        )
+        citations.append(make_citation(number, hits[number - 1], tuple(spans), 0.7))
     markers = [c.marker for c in citations]
     sentences = tuple(
         CheckedSentence(
@@ -386,37 +366,8 @@ def test_renderers_escape_everything(reliability: list[ReliabilityRow]) -> None:
     reliability.append(ReliabilityRow(part="HTML renderers", inputs=tried, note="tag audit"))
 
 
-# ---- the whole chain, with a chat model that writes garbage ----
-
-
-class GarbageChatModel(BaseChatModel):
-    """A chat model that answers every prompt with the same text, streamed in small pieces
-    (a real model cannot be made to write arbitrary garbage on demand)."""
-
-    reply: str = ""
-
-    @property
-    def _llm_type(self) -> str:
-        return "garbage"
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kw: Any,
-    ) -> ChatResult:
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(self.reply))])
-
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kw: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        for start in range(0, len(self.reply), 3):
-            yield ChatGenerationChunk(message=AIMessageChunk(content=self.reply[start : start + 3]))
+# ---- the whole chain, with a chat model that writes garbage (LangChain's fake model streams
+# its reply a character at a time; a real model cannot be made to write garbage on demand) ----
 
 
 def test_chain_with_a_model_that_writes_garbage(
@@ -432,7 +383,7 @@ def test_chain_with_a_model_that_writes_garbage(
     def check(raw: str) -> None:
         nonlocal tried
         tried += 1
-        chain = QAChain(retriever, GarbageChatModel(reply=raw), settings_)
+        chain = QAChain(retriever, FakeListChatModel(responses=[raw]), settings_)
         events = list(chain.events(QUESTION))
         final = events[-1]
         assert isinstance(final, Answer)
