@@ -13,8 +13,10 @@ ever `http(s)` URLs from index metadata. This is the only module that imports gr
 from __future__ import annotations
 
 import argparse
+import ctypes
 import html
 import logging
+import os
 import re
 import sys
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
@@ -452,6 +454,10 @@ def create_demo(chain: QAChain) -> gr.Blocks:
             history = history_of(turns, settings.history_turns)
             draft = ""
             pending = [{"role": "user", "content": question_html(shown)}]
+            # While the answer is drafted the sources panel and copy text stay as they are.
+            # They are sent again rather than skipped: Gradio builds a new component for every
+            # `gr.skip()` and keeps it for good, two per streamed piece of every answer.
+            panel, copy = panel_html(turns), (turns[-1].copy if turns else "")
             for event in chosen.events(question or "", history, (), filters):
                 if isinstance(event, Answer):
                     turn = make_turn(number, shown, event)
@@ -460,7 +466,7 @@ def create_demo(chain: QAChain) -> gr.Blocks:
                 else:
                     draft += event
                     shown_draft = [*pending, {"role": "assistant", "content": draft_html(draft)}]
-                    yield chat_messages(turns) + shown_draft, turns, gr.skip(), gr.skip(), ""
+                    yield chat_messages(turns) + shown_draft, turns, panel, copy, ""
         except USER_ERRORS as e:
             raise gr.Error(str(e)) from e
         except Exception as e:
@@ -788,8 +794,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+
+
+def limit_malloc_arenas() -> bool:
+    """Have glibc keep one malloc arena for the whole process, unless `MALLOC_ARENA_MAX` says
+    otherwise; True when set. The web server hands each answer's steps to whichever of its
+    worker threads is free, and with glibc's default of an arena per thread (up to 8 per core)
+    memory freed in one arena is not reused by the next: under eight users the app grew by
+    15-20 MB a minute without end. With one arena it levels off, at the same answer rate
+    (README, Notes, "Memory under load"). Does nothing where the C library has no `mallopt`
+    (not glibc)."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_ARENA_MAX, 1))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Load the chain from `CITEQA_*` settings and serve the chat until interrupted."""
+    limit_malloc_arenas()
     enforce_offline()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -802,6 +829,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"Error: {problem}", file=sys.stderr)
             return 1
         chain = build_chain(settings)
+        chain.warm_up()
     except USER_ERRORS as e:
         print(f"Error: {e}", file=sys.stderr)
         return 1

@@ -18,8 +18,9 @@ so interpreter start and imports count. The child notes the time of each step:
 - the steps of `build_chain` (timed by wrapping the functions it calls): embedder load, store
   open, index check, keyword index load, and the rest of the chain;
 - first retrieval: one `retriever.search`. The process is then "answer-ready";
-- unless `--no-ui`: importing gradio and `app`, and `app.create_demo(chain)` (what the app
-  process pays before it serves, `launch` aside);
+- unless `--no-ui`: importing gradio and `app`, the embedding model's warm-up
+  (`chain.warm_up()`) and `app.create_demo(chain)` (what the app process pays before it
+  serves, `launch` aside);
 - then `--questions` extractive answers (`chain.invoke`) with real questions: SQuAD's from
   `--eval-dir` (`questions.dev.jsonl`) when it is there, else a few built in.
 
@@ -167,6 +168,8 @@ def child_answer(result_path: Path, questions_path: Path, spawned_at: float, ui:
             import gradio  # noqa: F401 (app.py's first import of its own)
         with steps.step("app import"):
             import app
+        with steps.step("warm-up"):
+            chain.warm_up()  # as app.main does before serving
         with steps.step("create_demo"):
             app.create_demo(chain)
         ui_ready = now()

@@ -83,6 +83,9 @@ class Engine(Protocol):
     def encode_query(self, text: str) -> np.ndarray: ...
 
 
+WARM_QUESTION_TOKENS = 64  # word pieces of the longest question a warm-up prepares for
+
+
 class Embedder(Embeddings):
     """The embedding model behind LangChain's `Embeddings` interface."""
 
@@ -110,6 +113,20 @@ class Embedder(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return [float(x) for x in self.engine.encode_query(text)]
+
+    def warm_up(self, passage_tokens: int, question_tokens: int = WARM_QUESTION_TOKENS) -> None:
+        """Run the model once at the largest shapes a long-running reader gives it: a full
+        batch of passage-long texts and one question. Its working memory for those shapes is
+        then taken at start instead of over the first minutes of questions (OpenVINO keeps
+        buffers as large as the largest input it has seen: about 100 MB in an app's first
+        minute under load)."""
+        self.encode([_tokens_long(passage_tokens)] * self.batch_size)
+        self.engine.encode_query(_tokens_long(question_tokens))
+
+
+def _tokens_long(tokens: int) -> str:
+    """A text of about `tokens` word pieces ("a" is one in every English vocabulary)."""
+    return " ".join(["a"] * max(tokens, 1))
 
 
 # --- torch (sentence-transformers) ------------------------------------------------------------

@@ -65,6 +65,11 @@ class QAChain(Runnable[ChainInput, Answer]):
                 return event
         raise GenerationError("The model produced no answer.")  # pragma: no cover
 
+    def warm_up(self) -> None:
+        """Take the embedding model's working memory for the largest passages now, as a server
+        should before its first user (passages are at most `chunk_tokens` word pieces)."""
+        self.retriever.embedder.warm_up(self.settings.chunk_tokens)
+
     def events(
         self,
         question: str,

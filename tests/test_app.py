@@ -4,9 +4,14 @@ functions that keep article and model text inert."""
 
 from __future__ import annotations
 
+import gc
 import http.client
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +34,7 @@ from qa import NOT_COVERED, Answer, QAChain, Settings, build_chain
 from qa.grounding import make_citation
 from qa.retrieval import PassageFilter, PassageRetriever
 from qa.types import CheckedSentence, RetrievedChunk
-from tests.conftest import SAMPLE_ARTICLES, XINHUA_TITLE, make_settings
+from tests.conftest import ROOT, SAMPLE_ARTICLES, XINHUA_TITLE, make_settings
 
 WIKIPEDIA = "Wikipedia (SQuAD v1.1 dev)"
 
@@ -136,6 +141,22 @@ def test_model_answer_streams_and_ends_checked(client: Client) -> None:
     assert "the local language model" in final or "extractive" in final
     if 'class="cq-cite"' in final:  # a small model may answer without a checked citation
         assert "Super Bowl 50" in outputs[-1][1]
+
+
+def gradio_components() -> int:
+    gc.collect()
+    return sum(issubclass(type(o), gr.blocks.Block) for o in gc.get_objects())
+
+
+def test_answers_leave_no_gradio_components_behind(client: Client) -> None:
+    # Gradio builds a new component for every `gr.skip()` a streaming handler yields and keeps
+    # it for good: the page used to hold on to two per streamed piece of every answer.
+    ask(client, "Who is Wang Lei?")  # the session's own copies of the page exist from here
+    before = gradio_components()
+    for question in ["Who won Super Bowl 50?", "Who is Wang Lei?"] * 5:
+        chat, *_ = ask(client, question)
+        assert "cq-draft" not in last_answer(chat)
+    assert gradio_components() == before
 
 
 def test_follow_up_keeps_the_conversation_and_numbers_its_sources(client: Client) -> None:
@@ -639,3 +660,52 @@ def test_filters_from_the_page_fields() -> None:
 
 def test_app_module_does_no_work_at_import() -> None:
     assert not hasattr(app, "demo")
+
+
+ARENA_PROBE = """
+import ctypes, sys, threading
+import app
+limited = app.limit_malloc_arenas() if sys.argv[1] == "limit" else None
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+def allocate():
+    blocks = [libc.malloc(4096) for _ in range(1000)]
+    for block in blocks:
+        libc.free(block)
+threads = [threading.Thread(target=allocate) for _ in range(6)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(limited, flush=True)
+libc.malloc_stats()  # one "Arena n:" section per malloc arena, on stderr
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "environment", "limited", "one_arena"),
+    [
+        ("limit", {}, "True", True),
+        ("limit", {"MALLOC_ARENA_MAX": "4"}, "False", False),  # the user's own setting wins
+        ("default", {}, "None", False),
+    ],
+)
+def test_the_app_keeps_one_malloc_arena_unless_told_otherwise(
+    mode: str, environment: dict[str, str], limited: str, one_arena: bool
+) -> None:
+    # Threads that allocate each get an arena of their own by default (glibc); the app's
+    # worker threads must share one, or freed memory piles up in arenas no thread reuses.
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | environment
+    result = subprocess.run(
+        [sys.executable, "-c", ARENA_PROBE, mode],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == limited
+    arenas = len(re.findall(r"^Arena \d+:", result.stderr, re.MULTILINE))
+    assert (arenas == 1) == one_arena, result.stderr[-1000:]

@@ -17,6 +17,7 @@ from index.articles import load_articles
 from index.chunking import chunk_article
 from index.embeddings import (
     PACKAGED_SHA256,
+    WARM_QUESTION_TOKENS,
     Embedder,
     OpenVinoEngine,
     TorchEngine,
@@ -78,6 +79,29 @@ def test_a_query_gets_the_vector_its_text_gets_as_a_document(
     assert abs(float(np.linalg.norm(query)) - 1.0) < 1e-5
     # The torch query thread's single core is its own: the caller's setting is untouched.
     assert torch.get_num_threads() == threads
+
+
+@pytest.mark.parametrize("backend", ["openvino", "torch"])
+def test_warm_up_runs_the_model_at_the_largest_shapes_it_prepares_for(
+    backend: str, embedder: Embedder, torch_embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = embedder if backend == "openvino" else torch_embedder
+    seen: list[tuple[str, int, int]] = []
+    encode, encode_query = model.engine.encode, model.engine.encode_query
+
+    def spy_encode(texts: list[str], batch_size: int) -> np.ndarray:
+        seen.append(("batch", len(texts), max(map(model.count_tokens, texts))))
+        return encode(texts, batch_size)
+
+    def spy_encode_query(text: str) -> np.ndarray:
+        seen.append(("question", 1, model.count_tokens(text)))
+        return encode_query(text)
+
+    monkeypatch.setattr(model.engine, "encode", spy_encode)
+    monkeypatch.setattr(model.engine, "encode_query", spy_encode_query)
+    model.warm_up(128)
+    # (torch runs a question through its batch path too, on a thread of its own)
+    assert seen[:2] == [("batch", model.batch_size, 128), ("question", 1, WARM_QUESTION_TOKENS)]
 
 
 def test_answering_a_question_never_imports_torch(embedder: Embedder) -> None:

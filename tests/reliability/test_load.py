@@ -440,6 +440,12 @@ def status_articles(client: Client) -> tuple[int, str]:
     return int(articles.group(1)), build.group(1)
 
 
+def sample_rss(app: AppProcess, every: float, stop: threading.Event, into: list[int]) -> None:
+    """Append the app's RSS to `into` every `every` seconds until `stop` is set."""
+    while not stop.wait(every):
+        into.append(app.rss())
+
+
 def load_with_sync(
     app: AppProcess,
     corpus: Corpus,
@@ -455,11 +461,16 @@ def load_with_sync(
     checker = connect(app.url)
     articles_before, build_before = status_articles(checker)
     load = Load(app.url, corpus.questions, USERS)
+    timeline: list[int] = []  # the app's RSS each tenth of the run
     try:
         load.warm_up()
         rss_start = app.rss()
         begun = time.monotonic()
         load.start()
+        sampler = threading.Thread(
+            target=sample_rss, args=(app, seconds / 10, load.stop, timeline), daemon=True
+        )
+        sampler.start()
         time.sleep(seconds / 4)
         rss_sync = app.rss()
         sync = run_sync(corpus, tag)
@@ -481,7 +492,8 @@ def load_with_sync(
             rss_drift=drift,
             note=f"{time.monotonic() - begun:.0f} s; {corpus.origin}; RSS after warm-up "
             f"{rss_start / 1e6:.0f} MB, before the sync {rss_sync / 1e6:.0f}, end "
-            f"{rss_end / 1e6:.0f}",
+            f"{rss_end / 1e6:.0f}; each tenth of the run "
+            f"{', '.join(f'{r / 1e6:.0f}' for r in timeline)}",
         )
     )
     rows.append(
