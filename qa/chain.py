@@ -29,7 +29,7 @@ from qa.grounding import check_answer
 from qa.llm import count_prompt_tokens, open_llm
 from qa.retrieval import PassageFilter, PassageRetriever
 from qa.rewrite import rewrite_question
-from qa.text import strip_markers
+from qa.text import adds_nothing, sentence_spans, strip_markers
 from qa.types import NOT_COVERED, Answer, RetrievedChunk
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,21 @@ class QAChain(Runnable[ChainInput, Answer]):
             fallback = replace(answer, backend="extractive", notice=notice)
             yield self.finish(fallback, text, evidence, started, timings)
             return
-        yield self.finish(answer, "".join(pieces), evidence, started, timings)
+        final = self.finish(answer, "".join(pieces), evidence, started, timings)
+        # A backed answer that only repeats what was asked ("It is known as the Pink Palace")
+        # tells the user nothing: the best supporting sentences say more. An answer the check
+        # rejected stays "not covered".
+        if final.covered and adds_nothing("".join(pieces), last_sentence(standalone)):
+            text = extractive_text(evidence)
+            yield "\n\n" + text
+            notice = (
+                "The language model's answer only repeated the question, so these are the best "
+                "supporting sentences instead."
+            )
+            fallback = replace(answer, backend="extractive", notice=notice)
+            yield self.finish(fallback, text, evidence, started, timings)
+            return
+        yield final
 
     @property
     def backend(self) -> str:
@@ -225,6 +239,13 @@ def gather_evidence(
 def answered_turns(history: History) -> list[tuple[str, str]]:
     """The earlier turns that got a real answer: a refusal must not steer later turns."""
     return [(q, a) for q, a in history if a.strip() and not is_not_covered(a)]
+
+
+def last_sentence(question: str) -> str:
+    """The question's last sentence: what is asked, after any context ("NASA set a new date for
+    Artemis I. How soon could it launch?")."""
+    spans = sentence_spans(question)
+    return question[slice(*spans[-1])] if spans else question
 
 
 def check_question(question: str, max_chars: int) -> str:

@@ -16,11 +16,13 @@ import numpy.typing as npt
 
 from index.embeddings import Embedder
 from qa.text import (
+    Mentions,
     content_words,
     coverage,
     instruction_flags,
     names,
     numbers,
+    repeated_names,
     sentence_spans,
     strip_markers,
     words,
@@ -85,6 +87,8 @@ class Evidence:
         self._question_numbers = numbers(question)
         self._question_tokens = set(words(question))
         self.relevance = self._relevance()
+        # What each passage (with its article's title) mentions, for the names a claim repeats.
+        self._mentioned = [Mentions.of(f"{p.chunk.title}\n{p.chunk.text}") for p in self.passages]
 
     def _relevance(self) -> list[float]:
         """Each sentence's relevance to the question: cosine blended with weighted coverage of
@@ -145,7 +149,9 @@ class Evidence:
         return {p: sorted(ids) for p, ids in sorted(chosen.items())}
 
     def supports(self, claims: Sequence[str]) -> list[list[Support]]:
-        """For each claim, the support every passage gives it (index `n - 1` for passage `n`)."""
+        """For each claim, the support every passage gives it (index `n - 1` for passage `n`).
+        A passage backs nothing of a claim that repeats a name of the question ("the ruler of
+        Korea") the passage and its title never mention: it is about something else."""
         cleaned = [strip_markers(c).strip() for c in claims]
         if not cleaned or not self.sentences:
             return [[] for _ in cleaned]
@@ -153,10 +159,18 @@ class Evidence:
             self.embedder.embed_documents(cleaned), dtype=np.float32
         ).reshape(len(cleaned), -1)
         cosines = claim_vectors @ self.vectors.T
-        return [
-            [self._support(claim, cosines[c], p) for p in range(1, len(self.passages) + 1)]
-            for c, claim in enumerate(cleaned)
-        ]
+        found = []
+        for c, claim in enumerate(cleaned):
+            required = repeated_names(self.question, claim)
+            found.append(
+                [
+                    self._support(claim, cosines[c], p)
+                    if all(self._mentioned[p - 1].name(name) for name in required)
+                    else Support(p, 0, 0, 0.0, False)  # about something else than asked
+                    for p in range(1, len(self.passages) + 1)
+                ]
+            )
+        return found
 
     def _support(self, claim: str, cosines: Vectors, passage: int) -> Support:
         """The best span of passage `passage` (one sentence or two neighbours) for `claim`: by

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 # A sentence ends after . ! ? (and any closing quotes or brackets) before whitespace and an
 # upper-case letter, digit or opening quote; or at a line break.
@@ -188,6 +189,108 @@ def instruction_flags(text: str, spans: Sequence[tuple[int, int]]) -> list[bool]
             for j in group:
                 flags[j] = True
     return flags
+
+
+# Words that make an answer say something even when all its other words come from the question.
+_POLARITY = frozenset({"yes", "no", "not", "never", "none", "nothing", "nobody"})
+# A yes/no question starts with one of these; restating it is the answer "yes".
+_YES_NO = frozenset(
+    "is are was were do does did has have had can could will would should may might must".split()
+)
+
+
+def adds_nothing(answer: str, question: str) -> bool:
+    """True when `answer` has words but only restates `question`: no word, number or negation of
+    its own ("Why is it called the Pink Palace?" -> "It is called the Pink Palace [3]."). Never
+    for a yes/no question, which a restatement answers."""
+    said = words(strip_markers(answer))
+    asked = words(question)
+    if not said or _POLARITY & set(said) or (asked and asked[0] in _YES_NO):
+        return False
+    return not (content_words(answer) - content_words(question)) and numbers(answer) <= numbers(
+        question
+    )
+
+
+# Short words an abbreviation skips ("CDC": Centers for Disease Control).
+_NAME_JOINERS = frozenset({"of", "for", "and", "the", "de", "du", "la", "von", "van"})
+# The longest run of words an abbreviation is looked for in.
+_ABBREVIATED_WORDS = 5
+
+
+def _forms(word: str) -> set[str]:
+    """A lower-cased word without its possessive, undotted, and its hyphenated or dotted parts."""
+    word = word.removesuffix("'s")
+    forms = {word, word.replace(".", "")}
+    forms.update(part for part in re.split(r"[-.]", word) if part)
+    return forms
+
+
+@dataclass(frozen=True, slots=True)
+class Mentions:
+    """What a text can be said to mention: the forms of its words, and the initials of its runs
+    of words, so that "AC" is found in "air conditioning" and "CDC" in "Centers for Disease
+    Control"."""
+
+    forms: frozenset[str]
+    initials: frozenset[str]
+
+    @classmethod
+    def of(cls, text: str) -> Mentions:
+        found = words(text)
+        forms: set[str] = set()
+        for word in found:
+            forms |= _forms(word)
+        letters = "".join(w[0] for w in found if w not in _NAME_JOINERS)
+        initials = {
+            letters[i:j]
+            for i in range(len(letters))
+            for j in range(i + 2, min(i + _ABBREVIATED_WORDS, len(letters)) + 1)
+        }
+        return cls(frozenset(forms), frozenset(initials))
+
+    def name(self, name: str) -> bool:
+        """Whether the text mentions `name` (lower case, from `names`): as a word, by all its
+        hyphenated parts, by a word sharing its first four letters or more ("Europe" for
+        "European"), by a word one letter away (a misspelling), or as an abbreviation."""
+        if name in self.forms or name in self.initials:
+            return True
+        parts = [part for part in re.split(r"[-.]", name) if part]
+        if len(parts) > 1 and all(self.name(part) for part in parts):
+            return True
+        return len(name) >= 4 and any(
+            len(form) >= 4
+            and (
+                name.startswith(form)
+                or form.startswith(name)
+                or (len(name) >= 5 and one_edit_apart(name, form))
+            )
+            for form in self.forms
+        )
+
+
+def one_edit_apart(a: str, b: str) -> bool:
+    """Whether `a` and `b` differ by exactly one inserted, deleted or replaced letter (a
+    misspelt name: "Wessel" for "Wesel")."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            rest = a[i + 1 :] if len(a) == len(b) else a[i:]
+            return rest == b[i + 1 :]
+    return True  # b is a with one letter added at the end
+
+
+def repeated_names(question: str, claim: str) -> set[str]:
+    """The names of `question` that `claim` repeats: what a passage backing the claim must
+    mention, or it is about something else ("the ruler of Korea", from a passage on Tibet)."""
+    said: set[str] = set()
+    for word in words(strip_markers(claim)):
+        said |= _forms(word)
+    asked = {n.replace("\u2019", "'").removesuffix("'s") for n in names(question)}
+    return asked & said
 
 
 def coverage(wanted: set[str], have: set[str]) -> float:

@@ -209,6 +209,12 @@ def answer_metrics(results: Sequence[QuestionResult]) -> dict[str, float | None]
         for r in answerable
         if r.answer is not None
     ]
+    hidden = [r for r in answered if r.hidden and r.answer is not None]
+    # A hidden question can still be answerable: another article (news outlets cover the same
+    # event) may hold its answer. Abstention is also reported on the hidden questions whose
+    # passages hold no gold answer, and accuracy on those whose passages do.
+    elsewhere = [r for r in hidden if answer_in_passages(r)]
+    absent = [r for r in hidden if not answer_in_passages(r)]
     return {
         "exact_match": mean(
             [exact_match(texts[r.question.id], r.question.answers) for r in answerable]
@@ -238,7 +244,25 @@ def answer_metrics(results: Sequence[QuestionResult]) -> dict[str, float | None]
         "false_abstention": mean(
             [float(not r.answer.covered) for r in answerable if r.answer is not None]
         ),
+        "hidden_answer_in_passages": mean([float(answer_in_passages(r)) for r in hidden]),
+        "abstention_answer_absent": mean(
+            [float(not r.answer.covered) for r in absent if r.answer is not None]
+        ),
+        "accuracy_answer_elsewhere": mean(
+            [answer_accuracy(texts[r.question.id], r.question.answers) for r in elsewhere]
+        ),
     }
+
+
+def answer_in_passages(result: QuestionResult) -> bool:
+    """Whether the passages the chain retrieved hold a gold answer (as whole tokens): for a
+    question whose own articles were hidden, another article may answer it."""
+    if result.answer is None:
+        return False
+    return any(
+        answer_accuracy(hit.chunk.text, result.question.answers) == 1.0
+        for hit in result.answer.retrieved
+    )
 
 
 def latency_metrics(results: Sequence[QuestionResult]) -> dict[str, Any]:
@@ -290,6 +314,7 @@ def answer_rows(results: Sequence[QuestionResult]) -> list[dict[str, Any]]:
                 "question": r.question.question,
                 "hidden": r.hidden,
                 "gate_relevance": round(r.relevance, 4),
+                "answer_in_passages": answer_in_passages(r),
                 "covered": r.answer.covered,
                 "answer": r.answer.text,
                 "answer_relevance": r.answer.relevance,

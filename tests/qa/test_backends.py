@@ -1,10 +1,13 @@
-"""The extractive backend, and the extractive fallback when the model fails or is too slow:
-real embedding model, real Chroma, real llama.cpp, a real (closed) loopback port."""
+"""The extractive backend, and the extractive fallback when the model fails, is too slow or only
+repeats the question: real embedding model, real Chroma, real llama.cpp, a real (closed) loopback
+port, and LangChain's fake chat model where a real one cannot be made to misbehave on demand."""
 
 from __future__ import annotations
 
 import socket
 from pathlib import Path
+
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from qa import QAChain, build_chain
 from tests.conftest import XINHUA_TITLE, make_settings
@@ -67,3 +70,60 @@ def test_a_model_past_the_timeout_gives_the_extractive_answer(smol_chain: QAChai
     assert answer.notice is not None
     assert "longer than 0.001 s" in answer.notice
     assert answer.text.startswith('"Wang Lei')
+
+
+def test_an_answer_that_only_repeats_the_question_gives_the_extractive_answer(
+    sample_index: Path,
+) -> None:
+    # A real model cannot be made to echo on demand: LangChain's fake chat model (the same
+    # interface) writes the echo. The default model did this to 4 of 250 SQuAD dev questions.
+    chain = build_chain(make_settings(sample_index, llm_backend="extractive"))
+    echo = QAChain(
+        chain.retriever,
+        FakeListChatModel(responses=["Wang Lei is Wang Lei [1]."]),
+        chain.settings.model_copy(update={"llm_backend": "local"}),
+    )
+    events = list(echo.events("Who is Wang Lei?"))
+    answer = events[-1]
+    assert not isinstance(answer, str)
+    assert answer.covered
+    assert answer.backend == "extractive"
+    assert answer.notice is not None
+    assert "only repeated the question" in answer.notice
+    assert answer.text.startswith('"Wang Lei, coordinator for cyber and digital affairs')
+    assert "".join(e for e in events[:-1] if isinstance(e, str)).startswith("Wang Lei is Wang Lei")
+
+
+def test_an_answer_that_adds_to_the_question_is_kept(sample_index: Path) -> None:
+    chain = build_chain(make_settings(sample_index, llm_backend="extractive"))
+    model = QAChain(
+        chain.retriever,
+        FakeListChatModel(
+            responses=["Wang Lei is the coordinator for cyber and digital affairs [1]."]
+        ),
+        chain.settings.model_copy(update={"llm_backend": "local"}),
+    )
+    answer = model.invoke("Who is Wang Lei?")
+    assert answer.notice is None
+    assert answer.backend == "local"
+    assert answer.text.startswith("Wang Lei is the coordinator")
+
+
+def test_only_the_last_sentence_of_a_question_counts_as_what_was_asked(
+    sample_index: Path,
+) -> None:
+    # News quiz questions open with context: an answer taken from it is not an echo.
+    chain = build_chain(make_settings(sample_index, llm_backend="extractive"))
+    model = QAChain(
+        chain.retriever,
+        FakeListChatModel(
+            responses=["Wang Lei is the coordinator for cyber and digital affairs [1]."]
+        ),
+        chain.settings.model_copy(update={"llm_backend": "local"}),
+    )
+    answer = model.invoke(
+        "China named a coordinator for cyber and digital affairs. Who is Wang Lei?"
+    )
+    assert answer.notice is None
+    assert answer.backend == "local"
+    assert answer.covered

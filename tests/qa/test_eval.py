@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from index.chunking import Chunk
 from qa.eval.__main__ import main
-from qa.eval.data import EvalDataError, load_questions
-from qa.eval.runner import choose_hidden
+from qa.eval.data import EvalDataError, EvalQuestion, load_questions
+from qa.eval.runner import QuestionResult, answer_metrics, choose_hidden
+from qa.types import NOT_COVERED, Answer, RetrievedChunk
 from tests.conftest import ROOT, SAMPLE_ARTICLES
 
 QUESTIONS = ROOT / "tests" / "fixtures" / "squad-sample-questions.jsonl"
@@ -91,3 +93,35 @@ def test_hidden_sample_is_seeded() -> None:
     assert len(first) == 3
     assert first == choose_hidden(questions, 0.3, seed=1)
     assert choose_hidden(questions, 0.0, seed=1) == set()
+
+
+def hidden_result(number: int, passage: str, reply: str) -> QuestionResult:
+    """A question whose own article was hidden, answered `reply` from one other passage."""
+    question = EvalQuestion(f"q{number}", "Who bought Spirit Airlines?", ("JetBlue",), ("gold",))
+    chunk = Chunk(f"c{number}", "other", 0, passage, 0, len(passage), "Another outlet")
+    hit = RetrievedChunk(chunk=chunk, score=1.0, rank=1, similarity=0.5)
+    answer = Answer(
+        question=question.question,
+        text=reply,
+        citations=(),
+        retrieved=(hit,),
+        covered=reply != NOT_COVERED,
+    )
+    return QuestionResult(question, True, (hit,), {}, 0.5, answer)
+
+
+def test_hidden_questions_answered_by_another_article_are_counted_apart() -> None:
+    results = [
+        # the answer is in another outlet's article: answering it right is not a failure
+        hidden_result(1, "JetBlue agreed to buy Spirit Airlines.", "JetBlue bought it [1]."),
+        hidden_result(2, "JetBlue agreed to buy Spirit Airlines.", NOT_COVERED),
+        # nothing retrieved holds the answer: only "not covered" is right
+        hidden_result(3, "Frontier talked to Spirit Airlines.", NOT_COVERED),
+        hidden_result(4, "Frontier talked to Spirit Airlines.", "Frontier bought it [1]."),
+        hidden_result(5, "JetBluejay is a bird.", NOT_COVERED),  # whole words only
+    ]
+    metrics = answer_metrics(results)
+    assert metrics["abstention"] == 3 / 5
+    assert metrics["hidden_answer_in_passages"] == 2 / 5
+    assert metrics["abstention_answer_absent"] == 2 / 3
+    assert metrics["accuracy_answer_elsewhere"] == 1 / 2

@@ -3,6 +3,8 @@ with the supporting span located inside the passage."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from index.chunking import Chunk
@@ -219,3 +221,26 @@ def test_split_claims(text: str, expected: list[tuple[str, list[int]]]) -> None:
 )
 def test_with_markers(claim: str, markers: list[int], expected: str) -> None:
     assert with_markers(claim, markers) == expected
+
+
+TIBET = (
+    "Kublai gave the Buddhist clergy new powers. "
+    "Kublai made Drogon Chogyal Phagpa the ruler of Tibet in 1264."
+)
+
+
+@pytest.mark.parametrize(
+    ("title", "supported"),
+    [
+        ("Tibet under Yuan rule", False),  # the passage never mentions Korea: about something else
+        ("Korea and Tibet under Yuan rule", True),  # the article's title counts as mentioning it
+    ],
+)
+def test_a_claim_naming_what_the_question_asks_about_needs_a_passage_that_mentions_it(
+    embedder: Embedder, title: str, supported: bool
+) -> None:
+    hit = passage(TIBET, 1)
+    hit = RetrievedChunk(replace(hit.chunk, title=title), hit.score, hit.rank, hit.similarity)
+    evidence = Evidence(embedder, "Who did Kublai make the ruler of Korea?", [hit])
+    (sentence,) = check_answer("Kublai made Phagpa the ruler of Korea [1].", evidence).sentences
+    assert sentence.supported is supported

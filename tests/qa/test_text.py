@@ -5,10 +5,14 @@ from __future__ import annotations
 import pytest
 
 from qa.text import (
+    Mentions,
+    adds_nothing,
     content_words,
     looks_like_instruction,
     names,
     numbers,
+    one_edit_apart,
+    repeated_names,
     sentence_spans,
     strip_markers,
 )
@@ -109,3 +113,96 @@ def test_instructions_to_a_model_are_recognised(text: str) -> None:
 )
 def test_ordinary_news_sentences_are_not_instructions(text: str) -> None:
     assert not looks_like_instruction(text)
+
+
+@pytest.mark.parametrize(
+    ("answer", "question", "expected"),
+    [
+        (
+            "The building on Spital Tongues is known as the Pink Palace [3].",
+            "Why is the building on Spital Tongues known as the Pink Palace?",
+            True,
+        ),
+        ("Tesla licensed his induction motor [3].", "Who licensed Tesla's induction motor?", True),
+        ("The juveniles develop into adults [1].", "When do juvenile develop into adults?", True),
+        ("It opened in 1932 [2].", "When did the bridge open?", False),
+        ("Mexico [3].", "Where was the film made?", False),
+        ("The bridge opens in 1932 [2].", "Does the bridge open in 1932?", False),
+        ("The bridge did not open [2].", "Did the bridge open?", False),
+        ("No.", "Did the bridge open?", False),
+        ("", "Did the bridge open?", False),
+        ("[2]", "Did the bridge open?", False),
+    ],
+)
+def test_answers_that_only_restate_the_question(answer: str, question: str, expected: bool) -> None:
+    assert adds_nothing(answer, question) is expected
+
+
+MENTIONING = (
+    "The Centers for Disease Control said the U.S. and Europe must act. The Wesel-Datteln "
+    "canal is closed; air conditioning failed in Jacksonville's stores."
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("jacksonville", True),  # possessive dropped
+        ("cdc", True),  # initials, joiners skipped
+        ("ac", True),  # initials of lower-case words
+        ("us", True),  # dots dropped
+        ("european", True),  # shares "europe"
+        ("wesel-datteln", True),
+        ("datteln", True),  # a part of a hyphenated word
+        ("wessel-datteln", True),  # one letter away: a misspelling
+        ("korea", False),
+        ("bahrain", False),
+        ("nasa", False),
+    ],
+)
+def test_what_a_passage_mentions(name: str, expected: bool) -> None:
+    assert Mentions.of(MENTIONING).name(name) is expected
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ("wessel", "wesel", True),
+        ("wesel", "wessel", True),
+        ("korea", "korean", True),
+        ("bahrain", "bahrein", True),
+        ("korea", "korea", False),
+        ("korea", "kenya", False),
+        ("austria", "australia", False),
+    ],
+)
+def test_one_edit_apart(a: str, b: str, expected: bool) -> None:
+    assert one_edit_apart(a, b) is expected
+
+
+@pytest.mark.parametrize(
+    ("question", "claim", "expected"),
+    [
+        (
+            "Who did Kublai make the ruler of Korea?",
+            "Kublai made Phagpa the ruler of Korea [1].",
+            {"kublai", "korea"},
+        ),
+        (
+            "How many of Jacksonville's city residents are younger than 18?",
+            "24.0% of Jacksonville's residents were under 18 [1].",
+            {"jacksonville"},
+        ),
+        (
+            "How much has the US sent since Russia\u2019s invasion?",
+            "The US has sent $1 billion since Russia's invasion began.",
+            {"us", "russia"},
+        ),
+        ("Who did Kublai make the ruler of Korea?", "Phagpa [1].", set()),
+        ("who did kublai make ruler?", "Kublai made Phagpa ruler.", set()),  # no names asked
+    ],
+)
+def test_names_of_the_question_a_claim_repeats(
+    question: str, claim: str, expected: set[str]
+) -> None:
+    assert repeated_names(question, claim) == expected
