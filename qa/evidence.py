@@ -22,7 +22,7 @@ from qa.text import (
     instruction_flags,
     names,
     numbers,
-    repeated_names,
+    required_names,
     sentence_spans,
     strip_markers,
     words,
@@ -161,7 +161,7 @@ class Evidence:
         cosines = claim_vectors @ self.vectors.T
         found = []
         for c, claim in enumerate(cleaned):
-            required = repeated_names(self.question, claim)
+            required = required_names(self.question, claim)
             found.append(
                 [
                     self._support(claim, cosines[c], p)

@@ -283,13 +283,17 @@ def one_edit_apart(a: str, b: str) -> bool:
     return True  # b is a with one letter added at the end
 
 
-def repeated_names(question: str, claim: str) -> set[str]:
-    """The names of `question` that `claim` repeats: what a passage backing the claim must
-    mention, or it is about something else ("the ruler of Korea", from a passage on Tibet)."""
+def required_names(question: str, claim: str) -> set[str]:
+    """The names of `question` that a passage backing `claim` must mention, or it is about
+    something else: those the claim repeats ("the ruler of Korea", from a passage on Tibet), and
+    all of them for a bare answer that shares no word with the question ("Alberto Calderón",
+    asked which Fields Medal winner teaches at Harvard)."""
+    asked = {n.replace("\u2019", "'").removesuffix("'s") for n in names(question)}
+    if not content_words(claim) & content_words(question):
+        return asked
     said: set[str] = set()
     for word in words(strip_markers(claim)):
         said |= _forms(word)
-    asked = {n.replace("\u2019", "'").removesuffix("'s") for n in names(question)}
     return asked & said
 
 

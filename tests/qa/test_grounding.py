@@ -244,3 +244,28 @@ def test_a_claim_naming_what_the_question_asks_about_needs_a_passage_that_mentio
     evidence = Evidence(embedder, "Who did Kublai make the ruler of Korea?", [hit])
     (sentence,) = check_answer("Kublai made Phagpa the ruler of Korea [1].", evidence).sentences
     assert sentence.supported is supported
+
+
+CALDERON = (
+    "The university's faculty has included many famous scholars. "
+    "Alberto Calderon, a winner of the Fields Medal, is a faculty member of the mathematics department."
+)
+
+
+@pytest.mark.parametrize(
+    ("title", "supported"),
+    [
+        ("University of Chicago", False),  # a bare answer from a passage that never names Harvard
+        ("Harvard University", True),
+    ],
+)
+def test_a_bare_answer_needs_a_passage_that_mentions_what_the_question_names(
+    embedder: Embedder, title: str, supported: bool
+) -> None:
+    hit = passage(CALDERON, 1)
+    hit = RetrievedChunk(replace(hit.chunk, title=title), hit.score, hit.rank, hit.similarity)
+    evidence = Evidence(
+        embedder, "Which Fields Medal winner is a faculty member at Harvard?", [hit]
+    )
+    (sentence,) = check_answer("Alberto Calderon [1].", evidence).sentences
+    assert sentence.supported is supported

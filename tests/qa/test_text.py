@@ -12,7 +12,7 @@ from qa.text import (
     names,
     numbers,
     one_edit_apart,
-    repeated_names,
+    required_names,
     sentence_spans,
     strip_markers,
 )
@@ -198,11 +198,14 @@ def test_one_edit_apart(a: str, b: str, expected: bool) -> None:
             "The US has sent $1 billion since Russia's invasion began.",
             {"us", "russia"},
         ),
-        ("Who did Kublai make the ruler of Korea?", "Phagpa [1].", set()),
+        # a bare answer: its passage must mention everything the question names
+        ("Who did Kublai make the ruler of Korea?", "Phagpa [1].", {"kublai", "korea"}),
+        ("Who did Kublai make the ruler of Korea?", "Phagpa, in 1264 [1].", {"kublai", "korea"}),
+        ("Who did Kublai make the ruler of Korea?", "Kublai chose Phagpa.", {"kublai"}),
         ("who did kublai make ruler?", "Kublai made Phagpa ruler.", set()),  # no names asked
     ],
 )
-def test_names_of_the_question_a_claim_repeats(
+def test_names_a_passage_must_mention_to_back_a_claim(
     question: str, claim: str, expected: set[str]
 ) -> None:
-    assert repeated_names(question, claim) == expected
+    assert required_names(question, claim) == expected
