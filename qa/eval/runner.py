@@ -244,6 +244,17 @@ def answer_metrics(results: Sequence[QuestionResult]) -> dict[str, float | None]
         "false_abstention": mean(
             [float(not r.answer.covered) for r in answerable if r.answer is not None]
         ),
+        # Answered, and wrong: what a refusal of a wrong answer moves into false abstention.
+        "wrong_answers": mean(
+            [
+                float(
+                    r.answer.covered
+                    and not answer_accuracy(texts[r.question.id], r.question.answers)
+                )
+                for r in answerable
+                if r.answer is not None
+            ]
+        ),
         "hidden_answer_in_passages": mean([float(answer_in_passages(r)) for r in hidden]),
         "abstention_answer_absent": mean(
             [float(not r.answer.covered) for r in absent if r.answer is not None]

@@ -95,8 +95,9 @@ def test_hidden_sample_is_seeded() -> None:
     assert choose_hidden(questions, 0.0, seed=1) == set()
 
 
-def hidden_result(number: int, passage: str, reply: str) -> QuestionResult:
-    """A question whose own article was hidden, answered `reply` from one other passage."""
+def hidden_result(number: int, passage: str, reply: str, hidden: bool = True) -> QuestionResult:
+    """A question (by default one whose own article was hidden), answered `reply` from one
+    other passage."""
     question = EvalQuestion(f"q{number}", "Who bought Spirit Airlines?", ("JetBlue",), ("gold",))
     chunk = Chunk(f"c{number}", "other", 0, passage, 0, len(passage), "Another outlet")
     hit = RetrievedChunk(chunk=chunk, score=1.0, rank=1, similarity=0.5)
@@ -107,7 +108,7 @@ def hidden_result(number: int, passage: str, reply: str) -> QuestionResult:
         retrieved=(hit,),
         covered=reply != NOT_COVERED,
     )
-    return QuestionResult(question, True, (hit,), {}, 0.5, answer)
+    return QuestionResult(question, hidden, (hit,), {}, 0.5, answer)
 
 
 def test_hidden_questions_answered_by_another_article_are_counted_apart() -> None:
@@ -119,9 +120,16 @@ def test_hidden_questions_answered_by_another_article_are_counted_apart() -> Non
         hidden_result(3, "Frontier talked to Spirit Airlines.", NOT_COVERED),
         hidden_result(4, "Frontier talked to Spirit Airlines.", "Frontier bought it [1]."),
         hidden_result(5, "JetBluejay is a bird.", NOT_COVERED),  # whole words only
+        # answerable ones: right, wrong, refused
+        hidden_result(6, "JetBlue agreed to buy Spirit Airlines.", "JetBlue [1].", hidden=False),
+        hidden_result(7, "JetBlue agreed to buy Spirit Airlines.", "Delta [1].", hidden=False),
+        hidden_result(8, "JetBlue agreed to buy Spirit Airlines.", NOT_COVERED, hidden=False),
     ]
     metrics = answer_metrics(results)
     assert metrics["abstention"] == 3 / 5
     assert metrics["hidden_answer_in_passages"] == 2 / 5
     assert metrics["abstention_answer_absent"] == 2 / 3
     assert metrics["accuracy_answer_elsewhere"] == 1 / 2
+    assert metrics["answer_accuracy"] == 1 / 3
+    assert metrics["false_abstention"] == 1 / 3
+    assert metrics["wrong_answers"] == 1 / 3

@@ -248,7 +248,8 @@ def test_a_claim_naming_what_the_question_asks_about_needs_a_passage_that_mentio
 
 CALDERON = (
     "The university's faculty has included many famous scholars. "
-    "Alberto Calderon, a winner of the Fields Medal, is a faculty member of the mathematics department."
+    "Alberto Calderon, a winner of the Fields Medal, is a faculty member of the mathematics "
+    "department."
 )
 
 
