@@ -156,26 +156,34 @@ class QAChain(Runnable[ChainInput, Answer]):
             prompt_tokens=count_prompt_tokens(self.llm, messages),
         )
         if notice is not None:
-            text = extractive_text(evidence)
-            yield "\n\n" + text
-            fallback = replace(answer, backend="extractive", notice=notice)
-            yield self.finish(fallback, text, evidence, started, timings)
+            yield from self.extractive_instead(answer, notice, evidence, started, timings)
             return
         final = self.finish(answer, "".join(pieces), evidence, started, timings)
         # A backed answer that only repeats what was asked ("It is known as the Pink Palace")
         # tells the user nothing: the best supporting sentences say more. An answer the check
         # rejected stays "not covered".
         if final.covered and adds_nothing("".join(pieces), last_sentence(standalone)):
-            text = extractive_text(evidence)
-            yield "\n\n" + text
             notice = (
                 "The language model's answer only repeated the question, so these are the best "
                 "supporting sentences instead."
             )
-            fallback = replace(answer, backend="extractive", notice=notice)
-            yield self.finish(fallback, text, evidence, started, timings)
+            yield from self.extractive_instead(answer, notice, evidence, started, timings)
             return
         yield final
+
+    def extractive_instead(
+        self,
+        answer: Answer,
+        notice: str,
+        evidence: Evidence,
+        started: float,
+        timings: dict[str, float],
+    ) -> Iterator[str | Answer]:
+        """The extractive answer after the model's text, with `notice` saying why."""
+        text = extractive_text(evidence)
+        yield "\n\n" + text
+        fallback = replace(answer, backend="extractive", notice=notice)
+        yield self.finish(fallback, text, evidence, started, timings)
 
     @property
     def backend(self) -> str:

@@ -87,7 +87,7 @@ class Evidence:
         self._question_numbers = numbers(question)
         self._question_tokens = set(words(question))
         self.relevance = self._relevance()
-        # What each passage (with its article's title) mentions, for the names a claim repeats.
+        # What each passage (with its article's title) mentions, for the names a claim needs.
         self._mentioned = [Mentions.of(f"{p.chunk.title}\n{p.chunk.text}") for p in self.passages]
 
     def _relevance(self) -> list[float]:
@@ -150,8 +150,8 @@ class Evidence:
 
     def supports(self, claims: Sequence[str]) -> list[list[Support]]:
         """For each claim, the support every passage gives it (index `n - 1` for passage `n`).
-        A passage backs nothing of a claim that repeats a name of the question ("the ruler of
-        Korea") the passage and its title never mention: it is about something else."""
+        A passage backs nothing of a claim when it and its title never mention a name of the
+        question the claim needs (`required_names`): it is about something else."""
         cleaned = [strip_markers(c).strip() for c in claims]
         if not cleaned or not self.sentences:
             return [[] for _ in cleaned]

@@ -237,6 +237,7 @@ class Mentions:
 
     @classmethod
     def of(cls, text: str) -> Mentions:
+        """What `text` mentions."""
         found = words(text)
         forms: set[str] = set()
         for word in found:
