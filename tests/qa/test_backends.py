@@ -72,18 +72,24 @@ def test_a_model_past_the_timeout_gives_the_extractive_answer(smol_chain: QAChai
     assert answer.text.startswith('"Wang Lei')
 
 
+def scripted_chain(sample_index: Path, reply: str) -> QAChain:
+    """The real chain, with LangChain's fake chat model (the same interface) writing `reply`:
+    a real model cannot be made to echo the question on demand."""
+    chain = build_chain(make_settings(sample_index, llm_backend="extractive"))
+    settings = chain.settings.model_copy(update={"llm_backend": "local"})
+    return QAChain(chain.retriever, FakeListChatModel(responses=[reply]), settings)
+
+
+ROLE = "Wang Lei is the coordinator for cyber and digital affairs [1]."
+
+
 def test_an_answer_that_only_repeats_the_question_gives_the_extractive_answer(
     sample_index: Path,
 ) -> None:
-    # A real model cannot be made to echo on demand: LangChain's fake chat model (the same
-    # interface) writes the echo. The default model did this to 4 of 250 SQuAD dev questions.
-    chain = build_chain(make_settings(sample_index, llm_backend="extractive"))
-    echo = QAChain(
-        chain.retriever,
-        FakeListChatModel(responses=["Wang Lei is Wang Lei [1]."]),
-        chain.settings.model_copy(update={"llm_backend": "local"}),
+    # The default model did this to 4 of 250 SQuAD dev questions.
+    events = list(
+        scripted_chain(sample_index, "Wang Lei is Wang Lei [1].").events("Who is Wang Lei?")
     )
-    events = list(echo.events("Who is Wang Lei?"))
     answer = events[-1]
     assert not isinstance(answer, str)
     assert answer.covered
@@ -95,15 +101,7 @@ def test_an_answer_that_only_repeats_the_question_gives_the_extractive_answer(
 
 
 def test_an_answer_that_adds_to_the_question_is_kept(sample_index: Path) -> None:
-    chain = build_chain(make_settings(sample_index, llm_backend="extractive"))
-    model = QAChain(
-        chain.retriever,
-        FakeListChatModel(
-            responses=["Wang Lei is the coordinator for cyber and digital affairs [1]."]
-        ),
-        chain.settings.model_copy(update={"llm_backend": "local"}),
-    )
-    answer = model.invoke("Who is Wang Lei?")
+    answer = scripted_chain(sample_index, ROLE).invoke("Who is Wang Lei?")
     assert answer.notice is None
     assert answer.backend == "local"
     assert answer.text.startswith("Wang Lei is the coordinator")
@@ -113,15 +111,7 @@ def test_only_the_last_sentence_of_a_question_counts_as_what_was_asked(
     sample_index: Path,
 ) -> None:
     # News quiz questions open with context: an answer taken from it is not an echo.
-    chain = build_chain(make_settings(sample_index, llm_backend="extractive"))
-    model = QAChain(
-        chain.retriever,
-        FakeListChatModel(
-            responses=["Wang Lei is the coordinator for cyber and digital affairs [1]."]
-        ),
-        chain.settings.model_copy(update={"llm_backend": "local"}),
-    )
-    answer = model.invoke(
+    answer = scripted_chain(sample_index, ROLE).invoke(
         "China named a coordinator for cyber and digital affairs. Who is Wang Lei?"
     )
     assert answer.notice is None
