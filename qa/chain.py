@@ -144,7 +144,8 @@ class QAChain(Runnable[ChainInput, Answer]):
                 f"The language model failed ({type(e).__name__}), so these are the best "
                 "supporting sentences instead."
             )
-        if notice is None and not "".join(pieces).strip():  # a server that sent no text
+        raw = "".join(pieces)
+        if notice is None and not raw.strip():  # a server that sent no text
             notice = (
                 "The language model returned no answer, so these are the best supporting "
                 "sentences instead."
@@ -158,11 +159,11 @@ class QAChain(Runnable[ChainInput, Answer]):
         if notice is not None:
             yield from self.extractive_instead(answer, notice, evidence, started, timings)
             return
-        final = self.finish(answer, "".join(pieces), evidence, started, timings)
+        final = self.finish(answer, raw, evidence, started, timings)
         # A backed answer that only repeats what was asked ("It is known as the Pink Palace")
         # tells the user nothing: the best supporting sentences say more. An answer the check
         # rejected stays "not covered".
-        if final.covered and adds_nothing("".join(pieces), last_sentence(standalone)):
+        if final.covered and adds_nothing(raw, last_sentence(standalone)):
             notice = (
                 "The language model's answer only repeated the question, so these are the best "
                 "supporting sentences instead."

@@ -226,6 +226,11 @@ def _forms(word: str) -> set[str]:
     return forms
 
 
+def _all_forms(found: Sequence[str]) -> set[str]:
+    """The forms (`_forms`) of all the words `found`."""
+    return set().union(*(_forms(word) for word in found))
+
+
 @dataclass(frozen=True, slots=True)
 class Mentions:
     """What a text can be said to mention: the forms of its words, and the initials of its runs
@@ -239,9 +244,7 @@ class Mentions:
     def of(cls, text: str) -> Mentions:
         """What `text` mentions."""
         found = words(text)
-        forms: set[str] = set()
-        for word in found:
-            forms |= _forms(word)
+        forms = _all_forms(found)
         letters = "".join(w[0] for w in found if w not in _NAME_JOINERS)
         initials = {
             letters[i:j]
@@ -292,10 +295,7 @@ def required_names(question: str, claim: str) -> set[str]:
     asked = {n.replace("\u2019", "'").removesuffix("'s") for n in names(question)}
     if not content_words(claim) & content_words(question):
         return asked
-    said: set[str] = set()
-    for word in words(strip_markers(claim)):
-        said |= _forms(word)
-    return asked & said
+    return asked & _all_forms(words(strip_markers(claim)))
 
 
 def coverage(wanted: set[str], have: set[str]) -> float:

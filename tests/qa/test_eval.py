@@ -95,9 +95,9 @@ def test_hidden_sample_is_seeded() -> None:
     assert choose_hidden(questions, 0.0, seed=1) == set()
 
 
-def hidden_result(number: int, passage: str, reply: str, hidden: bool = True) -> QuestionResult:
-    """A question (by default one whose own article was hidden), answered `reply` from one
-    other passage."""
+def scored_result(number: int, passage: str, reply: str, hidden: bool = True) -> QuestionResult:
+    """A scored question (by default one whose own article was hidden), answered `reply` from
+    one passage of another article."""
     question = EvalQuestion(f"q{number}", "Who bought Spirit Airlines?", ("JetBlue",), ("gold",))
     chunk = Chunk(f"c{number}", "other", 0, passage, 0, len(passage), "Another outlet")
     hit = RetrievedChunk(chunk=chunk, score=1.0, rank=1, similarity=0.5)
@@ -114,16 +114,16 @@ def hidden_result(number: int, passage: str, reply: str, hidden: bool = True) ->
 def test_hidden_questions_answered_by_another_article_are_counted_apart() -> None:
     results = [
         # the answer is in another outlet's article: answering it right is not a failure
-        hidden_result(1, "JetBlue agreed to buy Spirit Airlines.", "JetBlue bought it [1]."),
-        hidden_result(2, "JetBlue agreed to buy Spirit Airlines.", NOT_COVERED),
+        scored_result(1, "JetBlue agreed to buy Spirit Airlines.", "JetBlue bought it [1]."),
+        scored_result(2, "JetBlue agreed to buy Spirit Airlines.", NOT_COVERED),
         # nothing retrieved holds the answer: only "not covered" is right
-        hidden_result(3, "Frontier talked to Spirit Airlines.", NOT_COVERED),
-        hidden_result(4, "Frontier talked to Spirit Airlines.", "Frontier bought it [1]."),
-        hidden_result(5, "JetBluejay is a bird.", NOT_COVERED),  # whole words only
+        scored_result(3, "Frontier talked to Spirit Airlines.", NOT_COVERED),
+        scored_result(4, "Frontier talked to Spirit Airlines.", "Frontier bought it [1]."),
+        scored_result(5, "JetBluejay is a bird.", NOT_COVERED),  # whole words only
         # answerable ones: right, wrong, refused
-        hidden_result(6, "JetBlue agreed to buy Spirit Airlines.", "JetBlue [1].", hidden=False),
-        hidden_result(7, "JetBlue agreed to buy Spirit Airlines.", "Delta [1].", hidden=False),
-        hidden_result(8, "JetBlue agreed to buy Spirit Airlines.", NOT_COVERED, hidden=False),
+        scored_result(6, "JetBlue agreed to buy Spirit Airlines.", "JetBlue [1].", hidden=False),
+        scored_result(7, "JetBlue agreed to buy Spirit Airlines.", "Delta [1].", hidden=False),
+        scored_result(8, "JetBlue agreed to buy Spirit Airlines.", NOT_COVERED, hidden=False),
     ]
     metrics = answer_metrics(results)
     assert metrics["abstention"] == 3 / 5
