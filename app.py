@@ -72,6 +72,8 @@ CSS = """
 #chat .cq-not-covered .cq-label { font-weight: 700; display: block; }
 #chat .cq-notice { border-left: 4px solid #d97706; padding: 4px 8px; margin-top: 8px;
   background: rgba(217, 119, 6, 0.10); font-size: 0.9em; }
+.cq-banner { border-left: 4px solid #d97706; padding: 6px 10px;
+  background: rgba(217, 119, 6, 0.12); }
 #chat .cq-meta, #sources .cq-meta { font-size: 0.8em; opacity: 0.7; margin-top: 6px; }
 #chat .cq-draft { opacity: 0.85; }
 #sources .cq-source { border: 1px solid rgba(128, 128, 128, 0.35); border-radius: 8px;
@@ -537,6 +539,11 @@ def create_demo(chain: QAChain) -> gr.Blocks:
             "# citeqa\nAnswers from your news articles. Every claim cites its passage: click a "
             "**[n]** to see it highlighted in the sources."
         )
+        if chain.model_problem:
+            gr.HTML(
+                f'<div class="cq-banner">{html.escape(chain.model_problem)}</div>',
+                elem_id="model-problem",
+            )
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(
@@ -828,7 +835,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if problem:
             print(f"Error: {problem}", file=sys.stderr)
             return 1
-        chain = build_chain(settings)
+        # A model that fails its start-up check leaves the page running in extractive mode, with
+        # a banner saying why.
+        chain = build_chain(settings, degrade=True)
         chain.warm_up()
     except USER_ERRORS as e:
         print(f"Error: {e}", file=sys.stderr)

@@ -20,6 +20,7 @@ from typing import Literal
 from index.articles import Article, Duplicate, Rejection, load_sources
 from index.chunking import CHUNKER_VERSION, Chunk, chunk_article, searchable_text
 from index.config import IndexSettings
+from index.courtesy import wait_while_answering
 from index.embeddings import Embedder
 from index.errors import (
     CiteqaIndexError,
@@ -496,6 +497,7 @@ def embed_batches(
         progress(0, len(chunks))
     for begin in range(0, len(chunks), batch_size):
         batch = chunks[begin : begin + batch_size]
+        wait_while_answering()  # an answer being written gets the cores first
         yield batch, embedder.embed_documents([searchable_text(c, with_titles) for c in batch])
         if progress is not None:
             progress(begin + len(batch), len(chunks))

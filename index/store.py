@@ -380,7 +380,9 @@ def check_sqlite_file(path: Path, thorough: bool = False) -> None:
     # database; a read-only check cannot do that, so it waits for it.
     if thorough and not path.with_name(f"{path.name}-journal").exists():
         try:
-            with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+            with contextlib.closing(
+                sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+            ) as db:
                 verdict = db.execute("PRAGMA quick_check").fetchone()
         except sqlite3.Error as e:
             raise damaged(f"The index database {path} is damaged ({e})") from e

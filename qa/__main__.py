@@ -1,4 +1,5 @@
-"""`python -m qa ask "question"`: answer a question from the index, with its sources."""
+"""`python -m qa ask "question"`: answer a question from the index, with its sources.
+`python -m qa doctor`: check the CPU, the llama.cpp build, the models and the index."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from index.errors import CiteqaIndexError
 from index.offline import enforce_offline
 from qa.citations import format_sources
-from qa.config import LLM_BACKENDS
+from qa.config import LLM_BACKENDS, Settings
 from qa.errors import CiteqaQAError
 from qa.types import Answer
 
@@ -26,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     ask = commands.add_parser("ask", help="answer one question")
     ask.add_argument("question", help="the question, in quotes")
+    commands.add_parser(
+        "doctor",
+        help="check the CPU, the llama.cpp build, the models, the index and a few tokens of "
+        "generation, and say what to do about each problem",
+    )
     return parser
 
 
@@ -34,7 +40,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from qa.chain import build_chain, check_question
-    from qa.config import Settings
 
     try:
         settings = Settings.from_env()
@@ -44,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "llm_backend": args.backend,
         }
         settings = settings.model_copy(update={k: v for k, v in overrides.items() if v})
+        if args.command == "doctor":
+            return run_doctor(settings)
         check_question(args.question, settings.max_question_chars)
         chain = build_chain(settings)
         streaming = sys.stdout.isatty()
@@ -61,6 +68,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nError: interrupted.", file=sys.stderr)
         return 1
+
+
+def run_doctor(settings: Settings) -> int:
+    """Print each check as it finishes; 1 if any failed."""
+    from qa.doctor import format_check, run_checks
+
+    failed = 0
+    for check in run_checks(settings):
+        print(format_check(check), flush=True)
+        failed += not check.ok
+    print("All checks passed." if not failed else f"{failed} check(s) failed.")
+    return 1 if failed else 0
 
 
 def print_answer(answer: Answer, streamed: str) -> None:

@@ -22,11 +22,11 @@ from index.store import open_store
 from prompts import render_prompt
 from qa.citations import clean_markers
 from qa.config import Settings
-from qa.errors import GenerationError, QuestionError
+from qa.errors import GenerationError, ModelFileError, ModelWorkerError, QuestionError
 from qa.evidence import Evidence
 from qa.extractive import extractive_text
 from qa.grounding import check_answer
-from qa.llm import count_prompt_tokens, open_llm
+from qa.llm import check_generation, count_prompt_tokens, open_llm
 from qa.retrieval import PassageFilter, PassageRetriever
 from qa.rewrite import rewrite_question
 from qa.text import adds_nothing, sentence_spans, strip_markers
@@ -41,10 +41,19 @@ ChainInput = str | dict[str, Any]
 class QAChain(Runnable[ChainInput, Answer]):
     """Answers questions from the index with a chat model; built once, used for many questions."""
 
-    def __init__(self, retriever: PassageRetriever, llm: BaseChatModel | None, settings: Settings):
+    def __init__(
+        self,
+        retriever: PassageRetriever,
+        llm: BaseChatModel | None,
+        settings: Settings,
+        model_problem: str | None = None,
+    ):
         self.retriever = retriever
         self.llm = llm
         self.settings = settings
+        # Why the configured model is not in use (it failed its start-up check), if so: every
+        # answer carries it as its notice.
+        self.model_problem = model_problem
 
     def invoke(
         self, input: ChainInput, config: RunnableConfig | None = None, **kwargs: Any
@@ -112,7 +121,9 @@ class QAChain(Runnable[ChainInput, Answer]):
         if self.llm is None:
             text = extractive_text(evidence)
             yield text
-            yield self.finish(base, text, evidence, started, timings)
+            yield self.finish(
+                replace(base, notice=self.model_problem), text, evidence, started, timings
+            )
             return
         messages = build_messages(
             question,
@@ -138,7 +149,10 @@ class QAChain(Runnable[ChainInput, Answer]):
                         "so these are the best supporting sentences instead."
                     )
                     break
-        except Exception as e:  # llama.cpp raises plain errors; HTTP clients their own
+        except (ModelWorkerError, ModelFileError) as e:  # crashed, killed, silent, unloadable
+            log.warning("the model worker failed: %s", e)
+            notice = f"The language model failed: {e} These are the best supporting sentences."
+        except Exception as e:  # HTTP clients raise their own errors
             log.warning("the language model failed: %s", e)
             notice = (
                 f"The language model failed ({type(e).__name__}), so these are the best "
@@ -366,7 +380,35 @@ def build_retriever(settings: Settings) -> PassageRetriever:
     )
 
 
-def build_chain(settings: Settings, retriever: PassageRetriever | None = None) -> QAChain:
-    """The retriever (built here unless given) and the chat model, loaded once."""
+def build_chain(
+    settings: Settings,
+    retriever: PassageRetriever | None = None,
+    *,
+    degrade: bool = False,
+) -> QAChain:
+    """The retriever (built here unless given) and the chat model, loaded once and checked by
+    writing a few tokens. A model that crashes, hangs or is killed there leaves a chain that
+    gives extractive answers, each with a notice saying why; with `degrade`, so does a model
+    file that cannot be used (the web page starts anyway), else that is a `ModelFileError`."""
     retriever = retriever or build_retriever(settings)
-    return QAChain(retriever, open_llm(settings), settings)
+    try:
+        llm = open_llm(settings)
+        if llm is not None:
+            check_generation(llm, fixed_messages())
+    except ModelWorkerError as e:
+        log.error("the language model failed its start-up check: %s", e)
+        return QAChain(retriever, None, settings, model_problem=model_problem(e))
+    except ModelFileError as e:
+        if not degrade:
+            raise
+        log.error("the language model cannot be used: %s", e)
+        return QAChain(retriever, None, settings, model_problem=model_problem(e))
+    return QAChain(retriever, llm, settings)
+
+
+def model_problem(error: Exception) -> str:
+    """The notice answers carry while the configured model cannot run."""
+    return (
+        f"The language model could not start: {error} Until that is fixed, answers are the best "
+        "supporting sentences. `python -m qa doctor` checks the set-up."
+    )

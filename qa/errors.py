@@ -19,6 +19,11 @@ class GenerationError(CiteqaQAError):
     """The language model failed while writing an answer."""
 
 
+class ModelWorkerError(GenerationError):
+    """The model's process crashed, was killed, or gave no answer in time; the next question
+    gets a fresh one."""
+
+
 class UploadError(CiteqaQAError):
     """Articles cannot be added from the web page (the index holds articles from elsewhere)."""
 

@@ -1,13 +1,14 @@
-"""The chat model: llama.cpp (`ChatLlamaCpp`) or an OpenAI-compatible server (`ChatOpenAI`).
+"""The chat model: llama.cpp in a worker process, or an OpenAI-compatible server (`ChatOpenAI`).
 
-The only module that imports either client.
+LangChain's side of both; the only module that imports the OpenAI client (llama.cpp itself is
+imported only in the worker process, `qa.worker`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,14 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.exceptions import ModelConnectionError, ModelError, ModelTimeoutError
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.chat_models import generate_from_stream
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from index.errors import SettingsError
 from qa.config import Settings
 from qa.errors import GenerationError, ModelFileError
 from qa.models import resolve_model_path
+from qa.supervisor import Supervisor, WorkerConfig
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ def open_llm(settings: Settings) -> BaseChatModel | None:
         threads=settings.llm_threads,
         max_tokens=settings.max_answer_tokens,
         temperature=settings.temperature,
+        timeout_s=settings.llm_timeout_s,
     )
 
 
@@ -147,40 +150,111 @@ def open_chat_model(
     threads: int,
     max_tokens: int,
     temperature: float,
-) -> BaseChatModel:
-    """A streaming chat model on a local GGUF file, loaded once; greedy when temperature is 0."""
-    from langchain_community.chat_models import ChatLlamaCpp
+    timeout_s: float = 60.0,
+) -> LocalChatModel:
+    """A streaming chat model on a local GGUF file, run by a worker process that is started and
+    loaded now (so a bad file is reported here); greedy when temperature is 0."""
+    check_gguf(model_path)
+    supervisor = Supervisor(
+        WorkerConfig(
+            model_path=model_path,
+            context_tokens=context_tokens,
+            max_threads=threads,
+            first_token_timeout_s=timeout_s,
+        )
+    )
+    log.info("loading %s in a worker process", model_path)
+    supervisor.start()
+    params = {
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "top_p": 0.95,
+        "top_k": 1 if temperature == 0 else 40,
+        "repeat_penalty": 1.0,
+    }
+    return LocalChatModel(supervisor=supervisor, params=params, model_path=str(model_path))
 
-    log.info("loading %s", model_path)
+
+def check_generation(llm: BaseChatModel, messages: Sequence[BaseMessage]) -> None:
+    """Write a few tokens after `messages` (the fixed start of every prompt, which the worker
+    then keeps cached): a model that crashes or hangs fails here, with a `ModelWorkerError`,
+    not in front of the first user. Only the local model is checked (a server may be down now
+    and up later)."""
+    if not isinstance(llm, LocalChatModel):
+        return
+    started = time.perf_counter()
+    for _ in llm.supervisor.chat(message_dicts(messages), {**llm.params, "max_tokens": 2}):
+        pass
+    log.info("the language model wrote its first tokens in %.1f s", time.perf_counter() - started)
+
+
+def check_gguf(model_path: Path) -> None:
+    """`ModelFileError` unless `model_path` is a readable file that starts like a GGUF model."""
     try:
-        # llama.cpp prints its load log to stderr from C; keep the terminal readable.
-        with contextlib.redirect_stderr(io.StringIO()):
-            return ChatLlamaCpp(
-                model_path=str(model_path),
-                n_ctx=context_tokens,
-                n_threads=threads,
-                n_batch=512,
-                # ChatLlamaCpp defaults to a RoPE base of 10000, which garbles models such as
-                # Qwen2.5 (base 1e6); 0 makes llama.cpp read both values from the GGUF file.
-                rope_freq_base=0.0,
-                rope_freq_scale=0.0,
-                max_tokens=max_tokens,
-                temperature=temperature,
-                top_k=1 if temperature == 0 else 40,
-                repeat_penalty=1.0,
-                streaming=True,
-                verbose=False,
-            )
-    except (ValueError, RuntimeError, OSError) as e:
+        with model_path.open("rb") as file:
+            magic = file.read(4)
+    except OSError as e:
         raise ModelFileError(f"Cannot load the language model {model_path}: {e}") from e
+    if magic != b"GGUF":
+        raise ModelFileError(
+            f"Cannot load the language model {model_path}: it is not a GGUF model file. "
+            "Set CITEQA_LLM_MODEL to a .gguf file, or to qwen2.5-coder-1.5b."
+        )
+
+
+class LocalChatModel(BaseChatModel):
+    """A chat model on llama.cpp in a worker process (`qa.supervisor`): its failures are
+    `ModelWorkerError`s saying what happened, and the next call gets a fresh worker."""
+
+    supervisor: Supervisor
+    params: dict[str, Any]
+    model_path: str
+
+    @property
+    def _llm_type(self) -> str:
+        return "llama.cpp-worker"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_path": self.model_path, **self.params}
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        params = {**self.params, "stop": stop or [], **kwargs}
+        for text in self.supervisor.chat(message_dicts(messages), params):
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
+            if run_manager is not None:
+                run_manager.on_llm_new_token(text, chunk=chunk)
+            yield chunk
+
+    def close(self) -> None:
+        """Stop the worker process."""
+        self.supervisor.close()
+
+
+def message_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
+    """Messages as llama.cpp's chat template reads them."""
+    roles = {"system": "system", "human": "user", "ai": "assistant"}
+    return [{"role": roles.get(m.type, "user"), "content": str(m.content)} for m in messages]
 
 
 def count_prompt_tokens(llm: BaseChatModel, messages: Sequence[BaseMessage]) -> int | None:
     """Tokens of `messages` as a llama.cpp model reads them (chat markup not counted); None for
     a model that cannot count them here (an OpenAI-compatible server)."""
-    client = getattr(llm, "client", None)
-    tokenize = getattr(client, "tokenize", None)
-    if tokenize is None:
+    if not isinstance(llm, LocalChatModel):
         return None
-    text = "\n".join(str(m.content) for m in messages)
-    return len(tokenize(text.encode("utf-8"), add_bos=False))
+    return llm.supervisor.count_tokens("\n".join(str(m.content) for m in messages))

@@ -5,7 +5,9 @@ not leave the machine, and file routes that must refuse. Screenshots go to `test
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,8 @@ import pytest
 
 from index.build import rebuild_index
 from index.embeddings import Embedder
+from qa import QAChain
+from qa.llm import LocalChatModel
 from tests.conftest import SAMPLE_ARTICLES, XINHUA_TITLE, make_settings
 from tests.test_app import launch, open_chain
 
@@ -52,19 +56,29 @@ EVIL_QUESTION = (
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[str]:
+def site_chain(
+    tmp_path_factory: pytest.TempPathFactory, embedder: Embedder
+) -> Iterator[tuple[str, QAChain]]:
     """The page over a writable copy of the sample articles, answered by the default model
-    (fast mode: extractive)."""
+    (fast mode: extractive), and its chain."""
     root = tmp_path_factory.mktemp("site")
     articles = root / "articles"
     shutil.copytree(SAMPLE_ARTICLES, articles)
     settings = make_settings(root / "index", articles_dir=articles, max_answer_tokens=96)
     rebuild_index(settings, embedder, articles)
-    demo, url = launch(open_chain(settings, embedder))
+    chain = open_chain(settings, embedder)
+    demo, url = launch(chain)
     try:
-        yield url
+        yield url, chain
     finally:
         demo.close()
+        if isinstance(chain.llm, LocalChatModel):
+            chain.llm.close()
+
+
+@pytest.fixture(scope="module")
+def site(site_chain: tuple[str, QAChain]) -> str:
+    return site_chain[0]
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +186,33 @@ def test_ask_the_model_and_follow_a_citation(visit: Visit, artifacts: Path) -> N
     assert "\n\nSources:\n[" in copied
     assert f"{XINHUA_TITLE} (Xinhua, 2024-03-19)" in copied
     assert visit.outside == []
+
+
+def test_a_killed_model_worker_costs_one_answer_and_the_page_answers_the_next(
+    visit: Visit, site_chain: tuple[str, QAChain], artifacts: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    chain = site_chain[1]
+    assert isinstance(chain.llm, LocalChatModel)
+    worker = chain.llm.supervisor.start().pid
+    page = visit.page
+    if page.locator("#fast input[type=checkbox]").is_checked():
+        page.locator("#fast input[type=checkbox]").click()
+    page.locator("#question textarea").fill("Who is Wang Lei?")
+    page.locator("#ask").click()
+    page.locator("#chat .cq-draft").first.wait_for(timeout=ANSWER_TIMEOUT_MS)  # it is writing
+    os.kill(worker, signal.SIGKILL)
+    answer = page.locator("#chat .cq-answer:not(.cq-draft)").first
+    answer.wait_for(timeout=ANSWER_TIMEOUT_MS)
+    expect(answer).to_contain_text("was killed (SIGKILL")
+    expect(answer).to_contain_text("Wang Lei")  # the extractive answer, cited
+    expect(answer.locator("a.cq-cite").first).to_be_visible()
+    page.screenshot(path=str(artifacts / "worker-killed.png"))
+    following = visit.ask("What does Wang Lei coordinate?", fast=False)
+    expect(following).to_contain_text("the local language model")
+    expect(following).not_to_contain_text("was killed")
+    assert chain.llm.supervisor.pid not in (None, worker)
 
 
 def test_not_covered_answer_looks_different(visit: Visit, artifacts: Path) -> None:

@@ -1,0 +1,1 @@
+"""Shared test support: servers started for a test, free ports, readiness polls."""
