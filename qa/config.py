@@ -98,10 +98,14 @@ class Settings(IndexSettings):
     llm_timeout_s: float = Field(
         60.0,
         gt=0,
-        description="Seconds an answer may take before the extractive answer is given instead.",
+        description="Seconds an answer may take, and the local model may wait before its first "
+        "or next words, before the extractive answer is given instead.",
     )
     llm_threads: int = Field(
-        default_factory=_default_threads, ge=1, description="CPU threads for generation."
+        default_factory=_default_threads,
+        ge=1,
+        description="Most CPU threads for generation; each answer uses one per core that other "
+        "work left free over the last second (at least one).",
     )
     llm_context_tokens: int = Field(
         4096, ge=512, description="Context window of the model, in tokens."
@@ -128,3 +132,30 @@ class Settings(IndexSettings):
         description="Questions and uploads the web UI holds waiting; when full, new ones are "
         "refused at once with a message.",
     )
+
+
+# How `settings_table` shows the defaults that are computed or empty (docs/configuration.md).
+_DEFAULT_SHOWN = {
+    "embedding_model_path": "(packaged model)",
+    "model_cache_dir": "~/.cache/citeqa/models",
+    "llm_threads": "number of CPUs, at most 8",
+}
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting (variable, default, meaning), from the fields' own
+    descriptions: docs/configuration.md holds exactly this, and a test checks it."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if name in _DEFAULT_SHOWN:
+            shown = _DEFAULT_SHOWN[name]
+        elif default is None:
+            shown = "(none)"
+        elif isinstance(default, SecretStr):
+            shown = default.get_secret_value()
+        else:
+            shown = str(default)
+        meaning = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `CITEQA_{name.upper()}` | `{shown}` | {meaning} |")
+    return "\n".join(rows) + "\n"
