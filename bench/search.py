@@ -31,13 +31,15 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from index.articles import Article, load_sources
-from index.build import chunk_articles, fingerprint_for, index_articles, settings_key
+from index.backends import hnsw_configuration
+from index.build import chunk_articles, index_articles
 from index.chunking import searchable_text
 from index.embeddings import Embedder, open_embedder
+from index.fingerprint import fingerprint_for, settings_key
 from index.layout import IndexLayout
 from index.manifest import load_manifest
-from index.store import hnsw_configuration
+from index.sources import load_sources
+from index.types import Article
 from qa import Settings, enforce_offline
 from qa.chain import build_retriever
 from qa.eval.data import load_questions

@@ -227,10 +227,9 @@ def child_llm(result_path: Path, spawned_at: float) -> int:
     before = memory()
     with steps.step("model file ready"):  # assembled and verified once, then a stat
         path = resolve_model_path(settings.llm_model, settings.model_cache_dir)
-    with steps.step("client import"):  # what open_llm imports (the package imports lazily)
-        from langchain_community.chat_models import ChatLlamaCpp  # noqa: F401
-    with steps.step("model load"):
+    with steps.step("model load"):  # in the worker process open_llm starts
         llm = open_llm(settings)
+    worker = getattr(getattr(llm, "supervisor", None), "pid", None)
     result = {
         "spawned_at": spawned_at,
         "started_at": started,
@@ -241,9 +240,20 @@ def child_llm(result_path: Path, spawned_at: float) -> int:
         "loaded": llm is not None,
         "steps": steps.seconds,
         "memory": {"before": before, "after": memory()},
+        "worker_rss_mb": worker_rss_mb(worker),
     }
     result_path.write_text(json.dumps(result), encoding="utf-8")
     return 0
+
+
+def worker_rss_mb(pid: int | None) -> float | None:
+    """The model worker's resident set, in MB (where the model's memory now is)."""
+    if pid is None:
+        return None
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024 / 1e6
+    return None
 
 
 # ---- the parent: index, questions, runs, table ----
@@ -542,6 +552,7 @@ def llm_summary(llm: dict[str, Any] | None) -> dict[str, Any] | None:
             "= loaded (wall, from process start)": llm["loaded_at"] - llm["spawned_at"],
         },
         "rss_added_mb": None if before is None or after is None else after - before,
+        "worker_rss_mb": llm.get("worker_rss_mb"),
         "memory": llm["memory"],
     }
 

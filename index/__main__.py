@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
-import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from index.cli import run_command
 from index.config import IndexSettings
 from index.errors import CiteqaIndexError
-from index.offline import enforce_offline
 
 if TYPE_CHECKING:
     from index.build import IndexReport
@@ -46,10 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Building and syncing run at this lower CPU priority (nice), so that answers given meanwhile keep
-# their speed: the model's threads wait on each other at every step, and one that shares its
-# core with an index job at the same priority stalls them all (docs: "A busy machine"). On a
-# quiet machine a lower priority costs the index job nothing.
+# Building and syncing run at the lowest CPU priority, so that an answer's single model thread
+# wins its core against them (they also pause for answers: `index.courtesy`). On a quiet machine a
+# lower priority costs the index job nothing (docs/model-worker.md, the busy machine).
 INDEX_NICENESS = 19
 
 
@@ -60,31 +57,27 @@ def yield_to_answers() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    enforce_offline()
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        settings = IndexSettings.from_env()
-        if args.index_dir is not None:
-            settings = settings.model_copy(update={"index_dir": args.index_dir})
-        if args.command == "stats":
-            return run_stats(settings)
-        yield_to_answers()
-        if args.command == "rebuild" and args.if_missing and index_exists(settings):
-            print(f"Index at {settings.index_dir} already exists; not rebuilding.")
-            return 0
-        sources: list[str | Path] = list(args.source or [settings.articles_dir])
-        return run_update(settings, args.command, sources, quiet=args.quiet)
-    except CiteqaIndexError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("Error: interrupted; the previous index is unchanged.", file=sys.stderr)
-        return 1
+    interrupted = "Error: interrupted; the previous index is unchanged."
+    return run_command(build_parser(), argv, run, interrupted=interrupted)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The command named in `args`; its exit status."""
+    settings = IndexSettings.from_env()
+    if args.index_dir is not None:
+        settings = settings.model_copy(update={"index_dir": args.index_dir})
+    if args.command == "stats":
+        return run_stats(settings)
+    yield_to_answers()
+    if args.command == "rebuild" and args.if_missing and index_exists(settings):
+        print(f"Index at {settings.index_dir} already exists; not rebuilding.")
+        return 0
+    sources: list[str | Path] = list(args.source or [settings.articles_dir])
+    return run_update(settings, args.command, sources, quiet=args.quiet)
 
 
 def index_exists(settings: IndexSettings) -> bool:
-    from index.store import open_store
+    from index.reader import open_store
 
     try:
         open_store(settings.index_dir, settings.collection, settings.chroma_url).close()
@@ -160,7 +153,7 @@ def print_report(report: IndexReport, settings: IndexSettings) -> None:
 
 
 def run_stats(settings: IndexSettings) -> int:
-    from index.store import open_store
+    from index.reader import open_store
 
     store = open_store(settings.index_dir, settings.collection, settings.chroma_url)
     stats = store.stats()

@@ -8,7 +8,6 @@ the live build; when nothing changed it writes nothing. One writer at a time (`i
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -17,34 +16,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from index.articles import Article, Duplicate, Rejection, load_sources
-from index.chunking import CHUNKER_VERSION, Chunk, chunk_article, searchable_text
+from index.backends import Backend, open_backend
+from index.chunking import chunk_article, searchable_text
 from index.config import IndexSettings
 from index.courtesy import wait_while_answering
 from index.embeddings import Embedder
-from index.errors import (
-    CiteqaIndexError,
-    IndexDamagedError,
-    IndexMismatchError,
-    IndexWriteError,
-)
+from index.errors import CiteqaIndexError, IndexDamagedError, IndexWriteError
+from index.fingerprint import check_fingerprint, fingerprint_for, settings_key
 from index.keyword import build_keyword_index, load_keyword_index, save_keyword_index
-from index.layout import REBUILD_HINT, IndexLayout, new_build_id
+from index.layout import IndexLayout, new_build_id
 from index.lock import writer_lock
 from index.manifest import ArticleEntry, IndexFingerprint, Manifest, load_manifest, save_manifest
 from index.progress import ProgressCallback
-from index.store import (
-    Backend,
-    BuildWriter,
-    Store,
-    StoredChunk,
-    check_build_files,
-    open_backend,
-    open_manifest,
-    open_store,
-    record_metadata,
-    reorigin,
-)
+from index.reader import Store, check_build_files, open_manifest, open_store
+from index.records import record_metadata, reorigin
+from index.sources import load_sources
+from index.stored import StoredChunk
+from index.types import Article, Chunk, Duplicate, Rejection
+from index.writer import BuildWriter
 
 log = logging.getLogger(__name__)
 
@@ -146,32 +135,6 @@ def plan_changes(previous: Mapping[str, ArticleEntry], articles: Sequence[Articl
     return ChangePlan(tuple(added), tuple(updated), tuple(unchanged), removed)
 
 
-def fingerprint_for(settings: IndexSettings, embedder: Embedder) -> IndexFingerprint:
-    """The fingerprint an index built with these settings and this model carries."""
-    return IndexFingerprint(
-        embedding_model=embedder.name,
-        dimension=embedder.dimension,
-        chunk_tokens=min(settings.chunk_tokens, embedder.max_tokens),
-        chunk_overlap_tokens=settings.chunk_overlap_tokens,
-        chunker_version=CHUNKER_VERSION,
-        embed_titles=settings.embed_titles,
-    )
-
-
-def settings_key(settings: IndexSettings) -> str:
-    """The settings a fingerprint is computed from (the model by its path), as text."""
-    model = str(settings.embedding_model_path.resolve()) if settings.embedding_model_path else ""
-    return json.dumps(
-        [
-            model,
-            settings.chunk_tokens,
-            settings.chunk_overlap_tokens,
-            settings.embed_titles,
-            CHUNKER_VERSION,
-        ]
-    )
-
-
 def rebuild_index(
     settings: IndexSettings,
     embedder: EmbedderSource,
@@ -257,7 +220,7 @@ def update_index(
         model = embedder if isinstance(embedder, Embedder) else embedder()
         fingerprint = fingerprint_for(settings, model)
         if mode == "sync" and previous is not None:
-            check_sync_fingerprint(previous.fingerprint, fingerprint)
+            check_fingerprint(previous.fingerprint, fingerprint, syncing=True)
             if in_step:
                 return outcome.report(previous.build_id, False, 0, previous.chunks)
         reuse = previous if mode == "sync" else None
@@ -345,15 +308,6 @@ def _previous_manifest(backend: Backend, live: str | None, mode: Mode) -> Manife
             raise
         log.warning("the live build %s is damaged; rebuilding without it", live)
         return None
-
-
-def check_sync_fingerprint(actual: IndexFingerprint, expected: IndexFingerprint) -> None:
-    """`IndexMismatchError` when a sync would mix chunks made two ways."""
-    if actual != expected:
-        raise IndexMismatchError(
-            f"The index was built with different settings: {actual.differences(expected)}. "
-            f"A sync cannot change how the index is built; rebuild it with: {REBUILD_HINT}"
-        )
 
 
 def write_build(

@@ -1,4 +1,4 @@
-"""Chunk: a passage of an article with its character span; `chunk_article` makes them.
+"""Chunks: `chunk_article` cuts an article into passages (`index.types.Chunk`).
 
 Chunks keep sentences whole where a sentence fits, never exceed the embedding model's word-piece
 limit (counted with the model's own tokenizer), overlap by whole sentences, and are identified by a
@@ -8,12 +8,11 @@ hash of their content.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from index.articles import Article, content_id
+from index.types import Article, Chunk, content_id
 
 CHUNKER_VERSION = "1"
 # Sentence ends (optionally followed by a closing quote or bracket) and line breaks, then words.
@@ -24,23 +23,6 @@ SEPARATORS = (
 )
 
 TokenCounter = Callable[[str], int]
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    """A passage of one article; `start`/`end` are character offsets into `Article.text`."""
-
-    id: str
-    article_id: str
-    index: int
-    text: str
-    start: int
-    end: int
-    title: str
-    source: str | None = None
-    url: str | None = None
-    published: str | None = None
-    other_sources: tuple[str, ...] = ()  # the article's merged near-duplicate copies
 
 
 def chunk_article(

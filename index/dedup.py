@@ -9,6 +9,7 @@ Two articles are duplicates when that Jaccard similarity is at least `DEFAULT_TH
 Articles are visited in a fixed preference order (earliest published, then longest text, then
 smallest id); each is kept unless it duplicates an article already kept, so the same input always
 keeps the same article and every dropped copy is at least `threshold` similar to the one kept.
+`merge_duplicates` applies this to articles: each kept one lists its dropped copies' sources.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
+
+from index.types import Article, Duplicate
 
 if TYPE_CHECKING:
     import numpy as np
@@ -174,3 +177,36 @@ def _shingle_hashes(words: Sequence[str], size: int) -> np.ndarray[Any, np.dtype
 @functools.lru_cache(maxsize=1 << 18)
 def _word_hash(word: str) -> int:
     return int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+def merge_duplicates(
+    articles: Sequence[Article], *, threshold: float = DEFAULT_THRESHOLD
+) -> tuple[tuple[Article, ...], tuple[Duplicate, ...]]:
+    """The unique articles, in input order, each listing its dropped copies; and the copies."""
+    candidates = [
+        Candidate(key=str(i), text=a.text, published=a.published, article_id=a.id)
+        for i, a in enumerate(articles)
+    ]
+    matches = find_duplicates(candidates, threshold=threshold)
+    merged: dict[int, list[str]] = {}
+    duplicates = []
+    for match in matches:
+        copy, kept = articles[int(match.key)], articles[int(match.kept_key)]
+        labels = merged.setdefault(int(match.kept_key), list(kept.other_sources))
+        for label in (source_label(copy), *copy.other_sources):
+            if label != source_label(kept) and label not in labels:
+                labels.append(label)
+        duplicates.append(Duplicate(copy.origin, kept.id, round(match.similarity, 4)))
+    dropped = {int(m.key) for m in matches}
+    unique = tuple(
+        replace(a, other_sources=tuple(merged[i])) if i in merged else a
+        for i, a in enumerate(articles)
+        if i not in dropped
+    )
+    return unique, tuple(duplicates)
+
+
+def source_label(article: Article) -> str:
+    """How a copy is named in `other_sources`: "Outlet <url>", either part alone, or its origin."""
+    parts = [article.source or "", f"<{article.url}>" if article.url else ""]
+    return " ".join(p for p in parts if p) or article.origin

@@ -1,7 +1,28 @@
-"""Errors raised by the index package; each message says what to do next."""
+"""The root of every error citeqa raises on purpose, and the index package's errors.
+
+Each message is meant for the user and says what to do next; each interface (a command line,
+the web page) turns `CiteqaError` into text in one place. The tree:
+
+    CiteqaError                      here: the bottom layer, so that qa can build on it
+    ├── CiteqaIndexError             here: SettingsError, IndexNotBuiltError, IndexMismatchError,
+    │   │                            ArticleLoadError, ModelNotFoundError, IndexDamagedError,
+    │   │                            IndexBusyError, IndexServerError, IndexWriteError
+    │   └── FetchError               index.fetch: a URL that cannot be fetched or read
+    └── CiteqaQAError                qa.errors: QuestionError, ModelFileError, GenerationError
+        │                            (ModelWorkerError), UploadError
+        └── EvalDataError            qa.eval.data (ConversationDataError, qa.eval.conversations)
+
+`prompts.PromptError` stays outside on purpose: it means a template and its caller disagree, a
+bug for the tests to catch rather than something the user can act on, so it reaches the
+interfaces as an unexpected error (logged with its traceback).
+"""
 
 
-class CiteqaIndexError(Exception):
+class CiteqaError(Exception):
+    """Base class for every error citeqa raises on purpose; its message is for the user."""
+
+
+class CiteqaIndexError(CiteqaError):
     """Base class for every error the index package raises on purpose."""
 
 

@@ -18,6 +18,8 @@ from html.parser import HTMLParser
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from index.errors import CiteqaIndexError
+
 if TYPE_CHECKING:
     import httpx
 
@@ -37,7 +39,7 @@ _FEED_ROOT = re.compile(
 )
 
 
-class FetchError(ValueError):
+class FetchError(CiteqaIndexError):
     """A URL could not be fetched or read; the message is the reason, for people."""
 
 

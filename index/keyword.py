@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from index.chunking import Chunk, searchable_text
+from index.chunking import searchable_text
 from index.layout import damaged
+from index.types import Chunk
 
 if TYPE_CHECKING:
     from bm25s import BM25

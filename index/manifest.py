@@ -81,7 +81,7 @@ class Manifest:
     built_at: str
     fingerprint: IndexFingerprint
     articles: Mapping[str, ArticleEntry]
-    # The settings the fingerprint came from (see `index.build.settings_key`): equal keys mean an
+    # The settings the fingerprint came from (see `index.fingerprint.settings_key`): equal keys mean
     # equal fingerprint, so a writer can tell that nothing changed without loading the model.
     settings_key: str = ""
 

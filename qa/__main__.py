@@ -4,16 +4,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from index.errors import CiteqaIndexError
-from index.offline import enforce_offline
+from index.cli import run_command
 from qa.citations import format_sources
 from qa.config import LLM_BACKENDS, Settings
-from qa.errors import CiteqaQAError
 from qa.types import Answer
 
 
@@ -36,38 +33,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    enforce_offline()
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return run_command(build_parser(), argv, run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The command named in `args`; its exit status."""
     from qa.chain import build_chain, check_question
 
-    try:
-        settings = Settings.from_env()
-        overrides = {
-            "index_dir": args.index_dir,
-            "llm_model": args.model,
-            "llm_backend": args.backend,
-        }
-        settings = settings.model_copy(update={k: v for k, v in overrides.items() if v})
-        if args.command == "doctor":
-            return run_doctor(settings)
-        check_question(args.question, settings.max_question_chars)
-        chain = build_chain(settings)
-        streaming = sys.stdout.isatty()
-        streamed: list[str] = []
-        for event in chain.events(args.question):
-            if isinstance(event, Answer):
-                print_answer(event, "".join(streamed))
-            elif streaming:
-                streamed.append(event)
-                print(event, end="", flush=True)
-        return 0
-    except (CiteqaQAError, CiteqaIndexError) as e:
-        print(f"Error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\nError: interrupted.", file=sys.stderr)
-        return 1
+    settings = Settings.from_env()
+    overrides = {
+        "index_dir": args.index_dir,
+        "llm_model": args.model,
+        "llm_backend": args.backend,
+    }
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v})
+    if args.command == "doctor":
+        return run_doctor(settings)
+    check_question(args.question, settings.max_question_chars)
+    chain = build_chain(settings)
+    streaming = sys.stdout.isatty()
+    streamed: list[str] = []
+    for event in chain.events(args.question):
+        if isinstance(event, Answer):
+            print_answer(event, "".join(streamed))
+        elif streaming:
+            streamed.append(event)
+            print(event, end="", flush=True)
+    return 0
 
 
 def run_doctor(settings: Settings) -> int:

@@ -20,10 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from index.articles import SUPPORTED_SUFFIXES, Article, Rejection, load_sources
 from index.build import IndexReport, StepProgress, update_index
+from index.formats import SUPPORTED_SUFFIXES
 from index.manifest import Manifest
-from index.store import IndexStats, Store
+from index.reader import Store
+from index.sources import load_sources
+from index.stored import IndexStats
+from index.types import Article, Rejection
 from qa.config import Settings
 from qa.errors import UploadError
 from qa.retrieval import PassageRetriever

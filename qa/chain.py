@@ -16,9 +16,9 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from index.build import fingerprint_for
 from index.embeddings import open_embedder_for
-from index.store import open_store
+from index.fingerprint import fingerprint_for
+from index.reader import open_store
 from prompts import render_prompt
 from qa.citations import clean_markers
 from qa.config import Settings

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 from qa.types import Citation
 
-# "[2]", "[1, 3]" and "[1][2]" all cite; numbers are passage numbers in the prompt.
+# "[2]", "[1, 3]" and "[1][2]" all cite; numbers are passage numbers in the prompt. The one
+# definition of a marker: qa.text and qa.grounding build on this pattern.
 MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 
 

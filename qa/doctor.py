@@ -13,12 +13,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from index.embeddings import open_embedder_for
-from index.errors import CiteqaIndexError
-from index.store import open_store
+from index.errors import CiteqaError
+from index.reader import open_store
 from qa.chain import fixed_messages
 from qa.config import Settings
 from qa.cpu import build_mismatch, enabled_options, read_cpu_flags, read_cpu_model
-from qa.errors import CiteqaQAError
 from qa.llm import LocalChatModel, check_generation, open_llm
 from qa.supervisor import describe_exit, worker_command
 
@@ -130,7 +129,7 @@ def guarded(name: str, check: Callable[[], Check], fix: str) -> Check:
     """Run `check`; a citeqa error becomes a failed check with its message."""
     try:
         return check()
-    except (CiteqaQAError, CiteqaIndexError) as e:
+    except CiteqaError as e:
         return Check(name, False, str(e), fix)
 
 

@@ -1,9 +1,12 @@
-"""Errors raised by the qa package; each message says what to do next."""
+"""Errors raised by the qa package; each message says what to do next. They sit under
+`index.errors.CiteqaError`, the one root that every interface turns into text (the whole tree is
+in the docstring of `index.errors`)."""
 
-from index.errors import CiteqaIndexError
+# Re-exported for the UI, which imports qa only.
+from index.errors import CiteqaError as CiteqaError
 
 
-class CiteqaQAError(Exception):
+class CiteqaQAError(CiteqaError):
     """Base class for every error the qa package raises on purpose."""
 
 
@@ -26,7 +29,3 @@ class ModelWorkerError(GenerationError):
 
 class UploadError(CiteqaQAError):
     """Articles cannot be added from the web page (the index holds articles from elsewhere)."""
-
-
-# Every error whose message is meant for the user, whichever package raised it.
-USER_ERRORS: tuple[type[Exception], ...] = (CiteqaQAError, CiteqaIndexError)

@@ -33,7 +33,7 @@ Vectors = npt.NDArray[np.float32]
 TermWeight = Callable[[str], float]
 
 # How much of a sentence's relevance to a question comes from meaning (cosine) and how much from
-# sharing the question's rarer words. Both were chosen on the SQuAD dev half (see README).
+# sharing the question's rarer words. Both were chosen on the SQuAD dev half (docs/evaluation.md).
 COSINE_WEIGHT = 0.5
 # Support from two neighbouring sentences must beat one sentence's by this much to be chosen.
 PAIR_MARGIN = 0.05

@@ -14,10 +14,10 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from index.chunking import Chunk
 from index.embeddings import Embedder
 from index.keyword import KeywordIndex
-from index.store import Store
+from index.reader import Store
+from index.types import Chunk
 from qa.config import RetrieverMode
 from qa.types import RetrievedChunk
 
@@ -146,9 +146,10 @@ class PassageRetriever(BaseRetriever):
         return candidates
 
     def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
     ) -> list[Document]:
-        return [to_document(hit) for hit in self.search(query)]
+        # `retriever.invoke(query, k=2)`: LangChain passes invoke's keywords on to here.
+        return [to_document(hit) for hit in self.search(query, k)]
 
 
 def limit_per_article(candidates: Sequence[Candidate], limit: int, k: int) -> list[Candidate]:

@@ -11,7 +11,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from prompts import render_prompt
-from qa.text import names, strip_markers
+from qa.text import STOP_WORDS, names, strip_markers
 
 History = Sequence[tuple[str, str]]
 
@@ -24,14 +24,9 @@ _ANAPHORA = frozenset(
 _FOLLOW_UP_START = re.compile(
     r"^\s*(and|but|also|so|what about|how about|and what)\b", re.IGNORECASE
 )
-_STOP = frozenset(
-    """a an the and or but if of to in on at by for with from as is are was were be been being do
-    does did has have had what which who whom whose when where why how that this these those it
-    its they them their he him his she her there then than so such not no yes can could would
-    should will shall may might must about into over after before during also just only very
-    more most other some any each many much own same too i me my we our you your tell say said
-    please know""".split()
-)
+# The evidence check's stop words and the words of asking; a lone "s" or "t" (from "U.S.",
+# "AT&T") stays a topic word.
+_STOP = (STOP_WORDS - {"s", "t"}) | frozenset("yes tell say said please know".split())
 # Anything longer than this many words with no pointer-back word stands on its own.
 _SHORT = 5
 

@@ -8,6 +8,8 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from qa.citations import MARKER
+
 # A sentence ends after . ! ? (and any closing quotes or brackets) before whitespace and an
 # upper-case letter, digit or opening quote; or at a line break.
 _SENTENCE_END = re.compile(
@@ -20,7 +22,6 @@ _ABBREVIATIONS = frozenset(
 )
 _WORD = re.compile(r"[^\W_]+(?:['\u2019.-][^\W_]+)*", re.UNICODE)
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w])")
-_MARKER = re.compile(r"\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")
 STOP_WORDS = frozenset(
     """a an the and or but if of to in on at by for with from as is are was were be been being do
     does did has have had what which who whom whose when where why how that this these those it
@@ -57,9 +58,7 @@ _INSTRUCTION = re.compile(
     r"|\b(?:https?|javascript|data):\S*"
     r"|[A-Za-z0-9+/]{40,}={0,2}"
     # Hidden markup, and the answer's own form faked: citation markers, source lists.
-    r"|<!--"
-    r"|\[\d{1,3}(?:\s*,\s*\d{1,3})*\]"
-    r"|^\W{0,3}(?:sources?|references?|citations?)\s*:",
+    r"|<!--|" + MARKER.pattern + r"|^\W{0,3}(?:sources?|references?|citations?)\s*:",
     re.IGNORECASE,
 )
 # A chat turn faked in an article ("Assistant: ..."): it lasts to the end of its line.
@@ -157,7 +156,7 @@ def names(text: str) -> set[str]:
 def strip_markers(text: str) -> str:
     """`text` without `[n]` citation markers, also those that removing others forms ("[[1]9]")."""
     while True:
-        stripped = _MARKER.sub("", text)
+        stripped = MARKER.sub("", text)
         if stripped == text:
             return text
         text = stripped

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from index.chunking import Chunk
+from index.types import Chunk
 
 NOT_COVERED = "The articles don't cover this."
 

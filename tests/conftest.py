@@ -25,24 +25,29 @@ ARTIFACTS = ROOT / "test-artifacts"
 RELIABILITY_RESULT = ROOT / "bench" / "results" / "reliability.json"
 
 # Property tests: `make test` runs the "citeqa" profile, `make soak` the "soak" one (5x the
-# examples). Use `examples(n)` for a test's own budget so that it scales with the profile too.
+# examples), `make unit` the "unit" one (a tenth). Use `examples(n)` for a test's own budget so
+# that it scales with the profile too.
 _SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
 settings.register_profile(
     "citeqa", max_examples=1000, deadline=None, suppress_health_check=_SLOW_OK
 )
 settings.register_profile("soak", max_examples=5000, deadline=None, suppress_health_check=_SLOW_OK)
+settings.register_profile("unit", max_examples=100, deadline=None, suppress_health_check=_SLOW_OK)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "citeqa")
 settings.load_profile(PROFILE)
 
 
 def examples(n: int) -> int:
-    """`n` examples under `make test`, five times as many under `make soak`."""
-    return n * 5 if PROFILE == "soak" else n
+    """`n` examples under `make test`, five times as many under `make soak`, a tenth (but no
+    fewer than ten, or `n` if less) under `make unit`."""
+    if PROFILE == "soak":
+        return n * 5
+    return max(n // 10, min(n, 10)) if PROFILE == "unit" else n
 
 
 @dataclass
 class ReliabilityRow:
-    """One line of the reliability summary table (README, "Reliability")."""
+    """One line of the reliability summary table (docs/reliability.md)."""
 
     part: str
     inputs: int = 0
@@ -93,6 +98,36 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         json.dumps({"profile": PROFILE, "rows": [asdict(r) for r in _RELIABILITY]}, indent=2),
         encoding="utf-8",
     )
+
+
+# Test scopes: `make unit` deselects the tests marked model, server, browser or slow. Most are
+# marked here from the fixtures they use; tests that load a model or start a server by
+# themselves carry the marker in their module.
+MODEL_FIXTURES = frozenset({"smol_chain", "qwen_chain", "smol_app", "audited_app", "llama_server"})
+SERVER_FIXTURES = frozenset(
+    {
+        "smol_app",
+        "upload_app",
+        "page_url",
+        "chroma_server",
+        "llama_server",
+        "misbehaving_server",
+        "audited_app",
+        "site",
+    }
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the markers
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & MODEL_FIXTURES:
+            item.add_marker(pytest.mark.model)
+        callspec = getattr(item, "callspec", None)
+        on_server = callspec is not None and callspec.params.get("index_settings") == "server"
+        if used & SERVER_FIXTURES or on_server:
+            item.add_marker(pytest.mark.server)
 
 
 # Offline: every attempt to reach a non-loopback address fails the test it happened in, even

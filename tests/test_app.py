@@ -9,7 +9,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -26,15 +25,15 @@ from gradio_client.exceptions import AppError
 from pydantic import SecretStr
 
 import app
-from index.build import rebuild_index
-from index.chunking import Chunk
 from index.embeddings import Embedder
-from index.store import open_store
-from qa import NOT_COVERED, Answer, QAChain, Settings, build_chain
+from index.types import Chunk
+from qa import NOT_COVERED, Answer, QAChain, Settings
 from qa.grounding import make_citation
-from qa.retrieval import PassageFilter, PassageRetriever
+from qa.retrieval import PassageFilter
 from qa.types import CheckedSentence, RetrievedChunk
-from tests.conftest import ROOT, SAMPLE_ARTICLES, XINHUA_TITLE, make_settings
+from tests.conftest import ROOT, SAMPLE_ARTICLES, XINHUA_TITLE
+from tests.support.factories import build_library, launch, open_chain
+from ui import forms, render, serving
 
 WIKIPEDIA = "Wikipedia (SQuAD v1.1 dev)"
 
@@ -42,37 +41,6 @@ WIKIPEDIA = "Wikipedia (SQuAD v1.1 dev)"
 def with_settings(chain: QAChain, **overrides: Any) -> QAChain:
     """`chain` with other settings, sharing its loaded retriever and model."""
     return QAChain(chain.retriever, chain.llm, chain.settings.model_copy(update=overrides))
-
-
-def launch(chain: QAChain) -> tuple[gr.Blocks, str]:
-    """The page for `chain`, served as `python app.py` serves it, on a free loopback port."""
-    demo = app.create_demo(chain)
-    url = app.launch_demo(demo, chain.settings, port=None, block=False, quiet=True)
-    return demo, url
-
-
-def open_chain(settings: Settings, embedder: Embedder) -> QAChain:
-    """The real chain over `settings.index_dir`, reusing the session's embedding model."""
-    store = open_store(settings.index_dir, settings.collection)
-    retriever = PassageRetriever(
-        embedder=embedder,
-        store=store,
-        keyword=store.keyword_index(),
-        mode=settings.retriever,
-        k=settings.top_k,
-    )
-    return build_chain(settings, retriever)
-
-
-def build_library(root: Path, embedder: Embedder, **overrides: Any) -> Settings:
-    """A writable copy of the sample articles, indexed, with its settings (extractive)."""
-    articles = root / "articles"
-    shutil.copytree(SAMPLE_ARTICLES, articles)
-    settings = make_settings(
-        root / "index", articles_dir=articles, llm_backend="extractive", **overrides
-    )
-    rebuild_index(settings, embedder, articles)
-    return settings
 
 
 def ask(client: Client, question: str, *, fast: bool = True, **filters: Any) -> tuple[Any, ...]:
@@ -376,6 +344,7 @@ class GatedChain(QAChain):
         yield from super().events(*args, **kwargs)
 
 
+@pytest.mark.server
 def test_full_queue_is_refused_at_once(smol_chain: QAChain) -> None:
     settings = smol_chain.settings.model_copy(update={"queue_size": 1})
     chain = GatedChain(smol_chain.retriever, None, settings)
@@ -406,6 +375,7 @@ def wait_until(condition: Any, attempts: int = 600) -> None:
     raise AssertionError("condition never became true")
 
 
+@pytest.mark.server
 def test_login_is_required_when_a_password_is_set(smol_chain: QAChain) -> None:
     chain = with_settings(
         smol_chain, auth_username="reader", auth_password=SecretStr("s3cret-pass")
@@ -431,8 +401,8 @@ def test_exposing_the_page_needs_a_login(capsys: pytest.CaptureFixture[str]) -> 
     assert error.startswith("Error: CITEQA_HOST=0.0.0.0 opens the page to the network")
     assert "CITEQA_AUTH_USERNAME and CITEQA_AUTH_PASSWORD" in error
     settings = Settings(host="0.0.0.0", auth_username="a", auth_password="b")
-    assert app.exposure_problem(settings) is None
-    assert "both" in str(app.exposure_problem(Settings(auth_username="a")))
+    assert serving.exposure_problem(settings) is None
+    assert "both" in str(serving.exposure_problem(Settings(auth_username="a")))
 
 
 def get(base: str, path: str) -> tuple[int, bytes]:
@@ -545,16 +515,16 @@ def test_oversized_requests_are_refused(upload_app: tuple[str, Settings]) -> Non
 
 
 def test_remote_file_paths_are_recognised() -> None:
-    assert app.is_remote_file_path("/gradio_api/file=https://example.org/x.png")
-    assert app.is_remote_file_path("/gradio_api/file=HTTP://example.org")
-    assert app.is_remote_file_path("/file/http://x")
-    assert app.is_remote_file_path("/gradio_api/proxy=http://127.0.0.1:9/x")
-    assert not app.is_remote_file_path("/gradio_api/file=/srv/gradio-cache/abc/x.txt")
-    assert not app.is_remote_file_path("/gradio_api/queue/join")
+    assert serving.is_remote_file_path("/gradio_api/file=https://example.org/x.png")
+    assert serving.is_remote_file_path("/gradio_api/file=HTTP://example.org")
+    assert serving.is_remote_file_path("/file/http://x")
+    assert serving.is_remote_file_path("/gradio_api/proxy=http://127.0.0.1:9/x")
+    assert not serving.is_remote_file_path("/gradio_api/file=/srv/gradio-cache/abc/x.txt")
+    assert not serving.is_remote_file_path("/gradio_api/queue/join")
 
 
 def test_launch_options_are_safe_by_default(tmp_path: Path) -> None:
-    options = app.launch_options(Settings(index_dir=tmp_path / "index"))
+    options = serving.launch_options(Settings(index_dir=tmp_path / "index"))
     assert options["server_name"] == "127.0.0.1"
     assert options["share"] is False
     assert options["auth"] is None
@@ -565,7 +535,7 @@ def test_launch_options_are_safe_by_default(tmp_path: Path) -> None:
     assert options["run_history"] is False
     assert options["enable_monitoring"] is False
     assert options["pwa"] is False
-    options = app.launch_options(Settings(auth_username="u", auth_password="p"))
+    options = serving.launch_options(Settings(auth_username="u", auth_password="p"))
     assert options["auth"] == ("u", "p")
 
 
@@ -578,7 +548,7 @@ EVIL = (
 
 
 def html_text(text: str) -> str:
-    return app.text_html(text)
+    return render.text_html(text)
 
 
 def hit(text: str, url: str | None, title: str = "<b>Title</b>", rank: int = 1) -> RetrievedChunk:
@@ -592,7 +562,7 @@ def test_sources_escape_everything_and_mark_the_supporting_spans() -> None:
     start = passage.index("The supporting words.")
     citation = make_citation(1, found, ((start, len(passage)),), 0.8)
     answer = Answer("q", "It happened [1].", (citation,), (found,))
-    rendered = app.sources_html(answer, 3)
+    rendered = render.sources_html(answer, 3)
     assert 'id="cite-3-1"' in rendered
     assert "<strong>&lt;b&gt;Title&lt;/b&gt;</strong>" in rendered
     assert "<mark>The supporting words.</mark>" in rendered
@@ -608,7 +578,7 @@ def test_unsafe_links_are_never_rendered() -> None:
     for url in ["javascript:alert(1)", "data:text/html,x", 'https://x.org/"onmouseover=', None]:
         found = hit("Text.", url)
         answer = Answer("q", "It [1].", (make_citation(1, found, (), 0.0),), (found,))
-        rendered = app.sources_html(answer, 1)
+        rendered = render.sources_html(answer, 1)
         assert "javascript:" not in rendered
         assert "data:" not in rendered
         assert ">link</a>" not in rendered
@@ -620,7 +590,7 @@ def test_answer_marks_unsupported_sentences_and_links_markers() -> None:
         CheckedSentence(f"He said {EVIL}.", (), False, 0.1),
     )
     answer = Answer("q", "x", (), (), sentences=sentences, notice="The model <b>failed</b>.")
-    rendered = app.answer_html(answer, 2)
+    rendered = render.answer_html(answer, 2)
     assert 'Wang Lei is a diplomat <a class="cq-cite" href="#cite-2-1"' in rendered
     assert '<span class="cq-unsupported"' in rendered
     assert "⚠ unsupported" in rendered
@@ -632,30 +602,30 @@ def test_answer_marks_unsupported_sentences_and_links_markers() -> None:
 
 def test_not_covered_answer_looks_different() -> None:
     answer = Answer("q", NOT_COVERED, (), (), covered=False, standalone_question="Who <is> he?")
-    rendered = app.answer_html(answer, 1)
+    rendered = render.answer_html(answer, 1)
     assert rendered.startswith('<div class="cq-answer cq-not-covered">')
     assert "Searched for: “Who &lt;is&gt; he?”" in rendered
 
 
 def test_questions_and_drafts_are_text_without_blank_lines() -> None:
-    assert app.question_html(EVIL).count("<") == 1 + app.question_html(EVIL).count("</div>")
-    assert app.draft_html("a\n\n<b>b</b>") == (
+    assert render.question_html(EVIL).count("<") == 1 + render.question_html(EVIL).count("</div>")
+    assert render.draft_html("a\n\n<b>b</b>") == (
         '<div class="cq-answer cq-draft">a<br>&lt;b&gt;b&lt;/b&gt;</div>'
     )
 
 
 def test_spans_are_clipped_sorted_and_merged() -> None:
-    assert app.merge_spans([(5, 9), (0, 3), (2, 4), (8, 50), (7, 7)], 20) == [(0, 4), (5, 20)]
-    assert app.passage_html("a<b>c", [(1, 4)]) == "a<mark>&lt;b&gt;</mark>c"
+    assert render.merge_spans([(5, 9), (0, 3), (2, 4), (8, 50), (7, 7)], 20) == [(0, 4), (5, 20)]
+    assert render.passage_html("a<b>c", [(1, 4)]) == "a<mark>&lt;b&gt;</mark>c"
 
 
 def test_filters_from_the_page_fields() -> None:
-    assert app.build_filter([], None, "") is None
-    assert app.build_filter(["Xinhua"], "2024-01-01 00:00:00", None) == PassageFilter(
+    assert forms.build_filter([], None, "") is None
+    assert forms.build_filter(["Xinhua"], "2024-01-01 00:00:00", None) == PassageFilter(
         frozenset({"Xinhua"}), "2024-01-01", None
     )
     with pytest.raises(ValueError, match="must look like"):
-        app.build_filter(None, "yesterday", None)
+        forms.build_filter(None, "yesterday", None)
 
 
 def test_app_module_does_no_work_at_import() -> None:

@@ -16,7 +16,7 @@ from tests.support.servers import ROOT, serve_app, user_env
 
 XINHUA_TITLE = "China offers opportunities for EU's digital development, says diplomat"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.model, pytest.mark.server]
 
 
 @pytest.fixture(scope="module")

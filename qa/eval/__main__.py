@@ -8,20 +8,17 @@ python -m qa.eval --articles A.jsonl --questions Q.jsonl [--distractors D.jsonl]
 from __future__ import annotations
 
 import argparse
-import logging
 import random
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from index.cli import run_command
 from index.embeddings import open_embedder_for
-from index.offline import enforce_offline
 from index.progress import progress_bar
 from qa.chain import build_chain, build_retriever
 from qa.config import RETRIEVER_MODES, RetrieverMode, Settings
-from qa.errors import USER_ERRORS
 from qa.eval.conversations import format_follow_up, load_conversations, measure_rewrites
 from qa.eval.data import load_questions
 from qa.eval.report import format_answers, format_table, write_report
@@ -100,17 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    enforce_offline()
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return evaluate(args)
-    except USER_ERRORS as e:
-        print(f"Error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\nError: interrupted.", file=sys.stderr)
-        return 1
+    return run_command(build_parser(), argv, evaluate)
 
 
 def evaluate(args: argparse.Namespace) -> int:

@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from index.articles import Article, load_articles
-from index.build import fingerprint_for, index_articles
+from index.build import index_articles
 from index.embeddings import Embedder
 from index.errors import CiteqaIndexError
+from index.fingerprint import fingerprint_for
 from index.progress import ProgressCallback
-from index.store import open_store
+from index.reader import open_store
+from index.sources import load_articles
+from index.types import Article
 from qa.chain import QAChain, gather_evidence
 from qa.citations import clean_markers
 from qa.config import Settings

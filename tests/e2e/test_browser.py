@@ -20,7 +20,7 @@ from index.embeddings import Embedder
 from qa import QAChain
 from qa.llm import LocalChatModel
 from tests.conftest import SAMPLE_ARTICLES, XINHUA_TITLE, make_settings
-from tests.test_app import launch, open_chain
+from tests.support.factories import launch, open_chain
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

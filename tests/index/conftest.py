@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 from index.config import IndexSettings
 from index.embeddings import Embedder
 from index.layout import IndexLayout
+from tests.support.servers import free_port
 
 CHROMA = Path(sys.executable).parent / "chroma"
 
@@ -94,12 +94,6 @@ class CountingEmbedder(Embedder):
 @pytest.fixture
 def counting_embedder(embedder: Embedder) -> CountingEmbedder:
     return CountingEmbedder(embedder)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

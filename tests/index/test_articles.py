@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from index.articles import load_articles, normalize_date, split_front_matter
+from index.formats import split_front_matter
+from index.sources import load_articles
+from index.types import normalize_date
 
 NEWS_HTML = """<!doctype html><html><head><title>Port reopens after storm | Harbour Times</title>
 <meta property="og:site_name" content="Harbour Times">

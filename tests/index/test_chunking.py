@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from index.articles import Article, load_articles
 from index.chunking import chunk_article, locate_spans
 from index.embeddings import Embedder, packaged_model_path
+from index.sources import load_articles
+from index.types import Article
 from tests.conftest import SAMPLE_ARTICLES
 
 SENTENCE_END = (".", "!", "?", '"', "'", "\u201d", ")")

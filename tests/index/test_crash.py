@@ -12,85 +12,27 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from index.articles import load_sources
-from index.build import fingerprint_for
+import pytest
+
 from index.config import IndexSettings
 from index.embeddings import Embedder
-from index.layout import IndexLayout, list_builds, read_pointer
-from index.store import open_store
-from tests.conftest import ROOT
+from index.fingerprint import fingerprint_for
+from index.layout import list_builds, read_pointer
+from index.reader import open_store
+from index.sources import load_sources
 from tests.index.conftest import layout_of, write_article
+from tests.support.commands import holds_lock, run_index, wait_for, writing
+from tests.support.factories import article_text
 
 KILLS = int(os.environ.get("CITEQA_TEST_KILLS", "6"))
-WORDS = (
-    "council harbour river bridge market school railway festival museum election budget "
-    "hospital factory vineyard glacier stadium library airport orchestra drought harvest "
-    "ferry tunnel observatory cathedral reservoir lighthouse parliament mayor engineers "
-    "farmers students nurses miners sailors pilots judges voters tourists volunteers"
-).split()
-VERBS = "opened closed rebuilt approved rejected delayed expanded inspected celebrated".split()
-
-
-def article_text(rng: random.Random, sentences: int) -> str:
-    return " ".join(
-        f"The {rng.choice(WORDS)} {rng.choice(VERBS)} the {rng.choice(WORDS)} of "
-        f"{rng.choice(WORDS)} after {rng.randint(2, 90)} days, {rng.choice(WORDS)} said."
-        for _ in range(sentences)
-    )
 
 
 def write_corpus_article(folder: Path, number: int, version: int = 0) -> None:
     rng = random.Random(number * 1000 + version)
     write_article(folder, f"a{number:03d}.txt", f"Report {number}", article_text(rng, 14))
-
-
-def run_index(settings: IndexSettings, command: str, corpus: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "index",
-            "--index-dir",
-            str(settings.index_dir),
-            command,
-            "--source",
-            str(corpus),
-            "--quiet",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
-def wait_for(
-    condition: Callable[[], bool], process: subprocess.Popen[bytes], timeout: float = 180
-) -> bool:
-    """Poll `condition` until it holds (True) or the process ends (False)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        if process.poll() is not None:
-            return False
-        time.sleep(0.02)
-    raise AssertionError("the writer neither got going nor ended")
-
-
-def holds_lock(layout: IndexLayout, pid: int) -> bool:
-    try:
-        return f'"pid": {pid},' in layout.holder_path.read_text(encoding="utf-8")
-    except OSError:
-        return False
-
-
-def writing(layout: IndexLayout, before: set[str]) -> bool:
-    return bool(set(list_builds(layout)) - before)
 
 
 def check_index(settings: IndexSettings, embedder: Embedder, expect_ids: set[str] | None) -> None:
@@ -109,6 +51,7 @@ def check_index(settings: IndexSettings, embedder: Embedder, expect_ids: set[str
         store.close()
 
 
+@pytest.mark.slow  # kills a dozen writer processes
 def test_killing_writers_at_random_moments_leaves_a_working_index(
     tmp_path: Path, embedder: Embedder
 ) -> None:

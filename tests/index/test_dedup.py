@@ -9,16 +9,19 @@ from typing import Any
 
 import pytest
 
-from index.articles import Article, load_articles, load_sources, merge_duplicates, source_label
 from index.chunking import chunk_article
 from index.dedup import (
     DEFAULT_THRESHOLD,
     jaccard,
+    merge_duplicates,
     normalize_words,
     shingle_set,
+    source_label,
     strip_wire_boilerplate,
 )
-from index.store import chunk_from_record, chunk_metadata
+from index.records import chunk_from_record, chunk_metadata
+from index.sources import load_articles, load_sources
+from index.types import Article
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ingest"
 WIRE = ("wire-harbour-times.html", "wire-coastal-courier.html", "wire-valley-gazette.md")

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from index.articles import load_articles
 from index.chunking import chunk_article
 from index.embeddings import (
     PACKAGED_SHA256,
@@ -27,6 +26,7 @@ from index.embeddings import (
     packaged_model_path,
 )
 from index.errors import ModelNotFoundError
+from index.sources import load_articles
 from tests.conftest import ROOT, SAMPLE_ARTICLES
 
 

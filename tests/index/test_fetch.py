@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from index.articles import LoadResult, Rejection, load_sources
 from index.fetch import Page, html_fragment_text, looks_like_feed, parse_content_type
+from index.sources import load_sources
+from index.types import LoadResult, Rejection
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ingest"
 CONTENT_TYPES = {

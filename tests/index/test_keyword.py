@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from index.chunking import Chunk
 from index.errors import IndexDamagedError
 from index.keyword import build_keyword_index, load_keyword_index, save_keyword_index, tokenize
+from index.types import Chunk
 
 TEXTS = [
     ("a1", "The harbour of Lindholm reopened after the storm."),

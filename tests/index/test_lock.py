@@ -9,14 +9,15 @@ import sys
 import threading
 from pathlib import Path
 
-from index.build import fingerprint_for, sync_index
+from index.build import sync_index
 from index.config import IndexSettings
 from index.embeddings import Embedder
+from index.fingerprint import fingerprint_for
 from index.lock import writer_lock
-from index.store import open_store
+from index.reader import open_store
 from tests.conftest import ROOT
 from tests.index.conftest import layout_of, write_article
-from tests.index.test_cli import run_cli
+from tests.support.commands import run_cli
 
 
 def test_a_second_writer_fails_and_names_the_first(tmp_path: Path, small_corpus: Path) -> None:

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from index.backends import chroma_settings, connect
 from index.build import sync_index
 from index.config import IndexSettings
 from index.embeddings import Embedder
 from index.errors import IndexServerError
-from index.store import chroma_settings, connect, open_store
-from tests.index.conftest import free_port, layout_of
+from index.reader import open_store
+from tests.index.conftest import layout_of
+from tests.support.servers import free_port
 
 
 def server_settings(index_dir: Path, url: str, collection: str) -> IndexSettings:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from index.build import fingerprint_for, rebuild_index, sync_index
+from index.build import rebuild_index, sync_index
 from index.config import IndexSettings
 from index.embeddings import Embedder
 from index.errors import (
@@ -20,8 +20,9 @@ from index.errors import (
     IndexMismatchError,
     IndexNotBuiltError,
 )
+from index.fingerprint import fingerprint_for
 from index.layout import IndexLayout, list_builds, read_pointer
-from index.store import open_store
+from index.reader import open_store
 from tests.conftest import XINHUA_TITLE
 from tests.index.conftest import CountingEmbedder, layout_of
 

@@ -7,14 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from index.articles import Article, load_sources
-from index.build import fingerprint_for, plan_changes, rebuild_index, sync_index
+from index.backends import SERVER_POLL_SECONDS, connect
+from index.build import plan_changes, rebuild_index, sync_index
 from index.config import IndexSettings
 from index.embeddings import Embedder
 from index.errors import IndexMismatchError
+from index.fingerprint import fingerprint_for
 from index.layout import list_builds
 from index.manifest import ArticleEntry
-from index.store import SERVER_POLL_SECONDS, connect, open_store
+from index.reader import open_store
+from index.sources import load_sources
+from index.types import Article
 from tests.index.conftest import CountingEmbedder, layout_of, write_article, write_records
 
 LIGHTHOUSE = (

@@ -4,20 +4,13 @@ port, and LangChain's fake chat model where a real one cannot be made to misbeha
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from qa import QAChain, build_chain
 from tests.conftest import XINHUA_TITLE, make_settings
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.support.servers import closed_port
 
 
 def test_extractive_backend_quotes_the_article_without_a_model(sample_index: Path) -> None:

@@ -11,7 +11,7 @@ from index.embeddings import Embedder
 from index.errors import IndexBusyError
 from index.layout import IndexLayout
 from index.lock import writer_lock
-from index.store import open_store
+from index.reader import open_store
 from qa.catalog import (
     add_articles,
     check_origins,

@@ -2,62 +2,45 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
-from pydantic import Field
 
 from index.errors import IndexMismatchError, IndexNotBuiltError
 from qa import NOT_COVERED, Answer, QAChain, build_chain
-from qa.chain import build_messages, gather_evidence, passage_heading
+from qa.chain import build_messages, build_retriever, gather_evidence, passage_heading
 from qa.config import Settings
 from qa.errors import QuestionError
+from qa.retrieval import PassageRetriever
 from tests.conftest import XINHUA_TITLE, make_settings
-
-
-class RecordingChatModel(BaseChatModel):
-    """Wraps a real chat model and records every conversation sent to it."""
-
-    inner: BaseChatModel
-    calls: list[list[BaseMessage]] = Field(default_factory=list)
-
-    @property
-    def _llm_type(self) -> str:
-        return "recording"
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kw: Any,
-    ) -> ChatResult:
-        self.calls.append(messages)
-        return self.inner._generate(messages, stop=stop, **kw)
-
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kw: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        self.calls.append(messages)
-        yield from self.inner._stream(messages, stop=stop, **kw)
+from tests.support.factories import RecordingChatModel
 
 
 @pytest.fixture
 def recording_chain(smol_chain: QAChain) -> QAChain:
     recorder = RecordingChatModel(inner=smol_chain.llm)
     return QAChain(smol_chain.retriever, recorder, smol_chain.settings)
+
+
+@pytest.fixture(scope="module")
+def fake_chain(smol_settings: Settings) -> QAChain:
+    """The real retriever with LangChain's fake chat model, recording what it is sent: for the
+    checks made before and around generation, where no real model's text is needed."""
+    fake = FakeListChatModel(responses=["Wang Lei is a Chinese diplomat [1]."])
+    return QAChain(build_retriever(smol_settings), RecordingChatModel(inner=fake), smol_settings)
+
+
+@pytest.fixture
+def fake_recording_chain(fake_chain: QAChain) -> QAChain:
+    """`fake_chain` with a fresh record of calls."""
+    assert isinstance(fake_chain.llm, RecordingChatModel)
+    recorder = RecordingChatModel(inner=fake_chain.llm.inner)
+    return QAChain(fake_chain.retriever, recorder, fake_chain.settings)
 
 
 def calls_of(chain: QAChain) -> list[list[BaseMessage]]:
@@ -96,53 +79,57 @@ def test_stream_yields_text_then_the_answer(smol_chain: QAChain) -> None:
 
 
 def test_unrelated_question_is_not_covered_without_calling_the_model(
-    recording_chain: QAChain,
+    fake_recording_chain: QAChain,
 ) -> None:
-    answer = recording_chain.invoke("What is the best recipe for banana bread?")
+    answer = fake_recording_chain.invoke("What is the best recipe for banana bread?")
     assert answer.text == NOT_COVERED
     assert not answer.covered
     assert answer.citations == ()
-    assert calls_of(recording_chain) == []
+    assert calls_of(fake_recording_chain) == []
 
 
 @pytest.mark.parametrize("question", ["", "   ", "\n\t"])
 def test_empty_question_gets_a_friendly_message_and_no_retrieval(
-    smol_chain: QAChain, monkeypatch: pytest.MonkeyPatch, question: str
+    fake_recording_chain: QAChain, monkeypatch: pytest.MonkeyPatch, question: str
 ) -> None:
     searched: list[str] = []
+    retriever = type(fake_recording_chain.retriever)
+    real_search = retriever.timed_search
 
-    def spy(self: object, question: str, k: int | None = None) -> list[object]:
+    def spy(self: PassageRetriever, question: str, *args: Any, **kwargs: Any) -> Any:
         searched.append(question)
-        return []
+        return real_search(self, question, *args, **kwargs)
 
-    monkeypatch.setattr(type(smol_chain.retriever), "search", spy)
+    # The chain retrieves through `timed_search` (`search` calls it too).
+    monkeypatch.setattr(retriever, "timed_search", spy)
     with pytest.raises(QuestionError, match="Please type a question"):
-        smol_chain.invoke(question)
+        fake_recording_chain.invoke(question)
     assert searched == []
+    assert calls_of(fake_recording_chain) == []
 
 
-def test_huge_question_is_refused(smol_chain: QAChain) -> None:
+def test_huge_question_is_refused(fake_chain: QAChain) -> None:
     with pytest.raises(QuestionError, match="limit is 2000"):
-        smol_chain.invoke("why " * 1000)
+        fake_chain.invoke("why " * 1000)
 
 
-def test_chain_and_retriever_are_langchain_runnables(smol_chain: QAChain) -> None:
-    assert isinstance(smol_chain, Runnable)
-    documents = smol_chain.retriever.invoke("China-EU Cyber Taskforce")
+def test_chain_and_retriever_are_langchain_runnables(fake_chain: QAChain) -> None:
+    assert isinstance(fake_chain, Runnable)
+    documents = fake_chain.retriever.invoke("China-EU Cyber Taskforce")
     assert documents[0].metadata["title"] == XINHUA_TITLE
     assert documents[0].metadata["rank"] == 1
     assert {"article_id", "start", "end", "score", "source"} <= set(documents[0].metadata)
 
 
-def test_history_goes_to_the_model_but_refusals_do_not(smol_chain: QAChain) -> None:
-    passages = smol_chain.retriever.search("Who is Wang Lei?")
-    evidence = gather_evidence(smol_chain.retriever, "Where did Wang Lei speak?", passages)
+def test_history_goes_to_the_model_but_refusals_do_not(fake_chain: QAChain) -> None:
+    passages = fake_chain.retriever.search("Who is Wang Lei?")
+    evidence = gather_evidence(fake_chain.retriever, "Where did Wang Lei speak?", passages)
     history = [
         ("What is the weather?", NOT_COVERED),
         ("Who is Wang Lei?", "A Chinese diplomat [1]."),
     ]
     messages = build_messages(
-        "Where did he speak?", evidence, history, smol_chain.retriever.embedder.count_tokens, 160
+        "Where did he speak?", evidence, history, fake_chain.retriever.embedder.count_tokens, 160
     )
     contents = [m.content for m in messages]
     assert [m.type for m in messages] == ["system", "human", "ai", "human", "ai", "human"]
@@ -151,12 +138,12 @@ def test_history_goes_to_the_model_but_refusals_do_not(smol_chain: QAChain) -> N
     assert "What is the weather?" not in " ".join(str(c) for c in contents)
 
 
-def test_the_rules_and_example_are_a_fixed_prefix_the_model_can_cache(smol_chain: QAChain) -> None:
-    count = smol_chain.retriever.embedder.count_tokens
+def test_the_rules_and_example_are_a_fixed_prefix_the_model_can_cache(fake_chain: QAChain) -> None:
+    count = fake_chain.retriever.embedder.count_tokens
     prompts = []
     for question in ("Who is Wang Lei?", "Who won Super Bowl 50?"):
         evidence = gather_evidence(
-            smol_chain.retriever, question, smol_chain.retriever.search(question)
+            fake_chain.retriever, question, fake_chain.retriever.search(question)
         )
         prompts.append(build_messages(question, evidence, (), count, 160))
     first, second = prompts
@@ -166,10 +153,10 @@ def test_the_rules_and_example_are_a_fixed_prefix_the_model_can_cache(smol_chain
     assert first[3].content != second[3].content
 
 
-def test_prompt_holds_only_the_best_sentences_within_the_budget(smol_chain: QAChain) -> None:
-    passages = smol_chain.retriever.search("Who is Wang Lei?")
-    evidence = gather_evidence(smol_chain.retriever, "Who is Wang Lei?", passages)
-    count = smol_chain.retriever.embedder.count_tokens
+def test_prompt_holds_only_the_best_sentences_within_the_budget(fake_chain: QAChain) -> None:
+    passages = fake_chain.retriever.search("Who is Wang Lei?")
+    evidence = gather_evidence(fake_chain.retriever, "Who is Wang Lei?", passages)
+    count = fake_chain.retriever.embedder.count_tokens
     small = build_messages("Who is Wang Lei?", evidence, (), count, 40)[-1].content
     large = build_messages("Who is Wang Lei?", evidence, (), count, 2000)[-1].content
     assert "Wang Lei, coordinator for cyber and digital affairs" in str(small)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from index.chunking import Chunk
+from index.types import Chunk
 from qa.citations import clean_markers, find_markers, format_sources
 from qa.grounding import make_citation
 from qa.types import RetrievedChunk

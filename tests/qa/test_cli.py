@@ -2,36 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
+import pytest
+
+from tests.support.commands import ask
 
 
-def ask(
-    *args: str, index_dir: Path, model: str = "smollm2-135m", options: tuple[str, ...] = ()
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CITEQA_")}
-    env.update(CITEQA_INDEX_DIR=str(index_dir), CITEQA_LLM_MODEL=model, CITEQA_LLM_THREADS="2")
-    return subprocess.run(
-        [sys.executable, "-m", "qa", *options, "ask", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
+@pytest.mark.model  # `ask` loads SmolLM2
 def test_unrelated_question_prints_the_not_covered_answer(sample_index: Path) -> None:
     result = ask("What is the best recipe for banana bread?", index_dir=sample_index)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "The articles don't cover this."
 
 
+@pytest.mark.model
 def test_empty_question_is_an_error(sample_index: Path) -> None:
     result = ask("  ", index_dir=sample_index)
     assert result.returncode == 1

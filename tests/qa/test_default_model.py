@@ -8,9 +8,9 @@ import pytest
 
 import qa
 from tests.conftest import XINHUA_TITLE
-from tests.qa.test_cli import ask
+from tests.support.commands import ask
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.model]
 
 
 def test_python_answer_cites_the_xinhua_article(

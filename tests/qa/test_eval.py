@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from index.chunking import Chunk
+from index.types import Chunk
 from qa.eval.__main__ import main
 from qa.eval.data import EvalDataError, EvalQuestion, load_questions
 from qa.eval.runner import QuestionResult, answer_metrics, choose_hidden
@@ -18,6 +18,7 @@ QUESTIONS = ROOT / "tests" / "fixtures" / "squad-sample-questions.jsonl"
 ARTICLES = SAMPLE_ARTICLES / "squad-sample.jsonl"
 
 
+@pytest.mark.slow  # indexes the fixture and runs three retrievers
 def test_retrieval_report_on_the_fixture(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -50,6 +51,7 @@ def test_retrieval_report_on_the_fixture(
     assert len(list((tmp_path / "cache").iterdir())) == 1
 
 
+@pytest.mark.model
 def test_answers_and_abstention_with_the_small_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

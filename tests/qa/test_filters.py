@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from index.chunking import Chunk
 from index.embeddings import Embedder
-from index.store import Store, open_store
+from index.reader import Store, open_store
+from index.types import Chunk
 from qa import QAChain
 from qa.config import RetrieverMode
 from qa.retrieval import UNKNOWN_SOURCE, PassageFilter, PassageRetriever

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from index.chunking import Chunk
 from index.embeddings import Embedder
+from index.types import Chunk
 from qa.evidence import Evidence
 from qa.extractive import extractive_text
 from qa.grounding import check_answer, split_claims, with_markers

@@ -13,7 +13,7 @@ from index.build import rebuild_index
 from index.embeddings import Embedder
 from qa import QAChain, build_chain
 from tests.conftest import SAMPLE_ARTICLES, make_settings
-from tests.qa.test_chain import RecordingChatModel
+from tests.support.factories import RecordingChatModel
 
 PLANTED = """---
 source: Lakeside Gazette
@@ -66,6 +66,7 @@ def test_extractive_answers_never_repeat_planted_instructions(
     assert not any(canaries(s.text) for s in answer.sentences)
 
 
+@pytest.mark.model
 def test_the_local_model_never_sees_or_repeats_planted_instructions(
     planted_index: Path,
 ) -> None:

@@ -48,6 +48,7 @@ def test_tampered_default_model_is_refused_and_not_kept(
     assert list(cache.iterdir()) == []
 
 
+@pytest.mark.model  # assembles and hashes the real Qwen file
 def test_verified_default_model_is_reused(monkeypatch: pytest.MonkeyPatch) -> None:
     cache = Settings().model_cache_dir
     target = models.assemble_qwen(cache)

@@ -3,7 +3,6 @@ server (`python -m llama_cpp.server`) serving SmolLM2."""
 
 from __future__ import annotations
 
-import http.client
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from qa.errors import GenerationError
 from qa.llm import count_prompt_tokens, open_llm
 from qa.models import SMOLLM2, resolve_model_path
 from tests.conftest import XINHUA_TITLE
+from tests.support.servers import answers_http, free_port
 
 SERVER_START_S = 180.0
 COMPLETION_SERVED = '"POST /v1/chat/completions HTTP/1.1" 200'
@@ -41,25 +41,6 @@ class LlamaServer:
         return self.log.read_text(encoding="utf-8", errors="replace").count(COMPLETION_SERVED)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def models_answer(port: int) -> bool:
-    """True once the server lists its models (plain http.client: no proxy variables apply)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        connection.request("GET", "/v1/models")
-        return connection.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        connection.close()
-
-
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
     """llama-cpp-python's OpenAI-compatible server on 127.0.0.1 with SmolLM2, for the session."""
@@ -74,7 +55,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + SERVER_START_S
-        while not models_answer(port):
+        while not answers_http(port, "/v1/models"):
             if process.poll() is not None:
                 pytest.fail(f"llama_cpp.server exited with {process.returncode}:\n{tail(log)}")
             if time.monotonic() > deadline:

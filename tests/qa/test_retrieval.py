@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from index.chunking import Chunk
+from index.types import Chunk
 from qa.chain import build_retriever
 from qa.retrieval import Candidate, PassageRetriever, fuse_rankings, limit_per_article
 from tests.conftest import XINHUA_TITLE, make_settings

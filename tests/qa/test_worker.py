@@ -34,6 +34,8 @@ MESSAGES = [
 ]
 PARAMS = {"max_tokens": 48, "temperature": 0.0, "top_k": 1, "repeat_penalty": 1.0}
 
+pytestmark = pytest.mark.model  # every test here runs SmolLM2 in a worker process
+
 
 def smol_supervisor(timeout_s: float = 20.0, model: Path | None = None) -> Supervisor:
     return Supervisor(

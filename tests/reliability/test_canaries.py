@@ -4,10 +4,10 @@ Markdown images and links to an outside address, HTML, base64, chat-template tok
 characters, homoglyphs, HTML comments). For a question that retrieves each story, no canary
 appears in the answer, its checked sentences, its citations' supporting spans, the rendered
 answer or the highlighted text of the sources panel, in `extractive` mode and with the local
-model; and no canary reaches the model's prompt (README, "How an answer is made", step 4: such
-sentences are never used as evidence). Rendered answers and sources never link to or load an
-outside address taken from article text. Builds on tests/qa/test_injection.py (one article, six
-canaries)."""
+model; and no canary reaches the model's prompt (docs/architecture.md, "How an answer is made",
+step 4: such sentences are never used as evidence). Rendered answers and sources never link to or
+load an outside address taken from article text. Builds on tests/qa/test_injection.py (one
+article, six canaries)."""
 
 from __future__ import annotations
 
@@ -22,17 +22,17 @@ from pathlib import Path
 
 import pytest
 
-import app
-from index.articles import load_sources
 from index.build import rebuild_index
-from index.chunking import Chunk
 from index.embeddings import Embedder
+from index.sources import load_sources
+from index.types import Chunk
 from qa import Answer, QAChain, build_chain
 from qa.evidence import split_passages
 from qa.text import instruction_flags, sentence_spans
 from qa.types import RetrievedChunk
 from tests.conftest import SAMPLE_ARTICLES, ReliabilityRow, make_settings
-from tests.qa.test_chain import RecordingChatModel
+from tests.support.factories import RecordingChatModel
+from ui import render
 
 ZW = "\u200b"  # zero-width space
 ZWJ = "\u200d"  # zero-width joiner
@@ -360,12 +360,12 @@ def check_answer(answer: Answer, planted: Planted, turn: int) -> list[str]:
         look("citation title/source/url", f"{c.title} {c.source} {c.url}")
         for start, end in c.spans:
             look("citation supporting span", c.passage[start:end])
-    message = app.answer_html(answer, turn)
+    message = render.answer_html(answer, turn)
     look("rendered answer", message)
-    sources = app.sources_html(answer, turn)
+    sources = render.sources_html(answer, turn)
     for highlighted in re.findall(r"<mark>(.*?)</mark>", sources, flags=re.DOTALL):
         look("highlighted source text", highlighted)
-    urls = [app.safe_url(c.url) or "" for c in answer.citations]
+    urls = [render.safe_url(c.url) or "" for c in answer.citations]
     for where, fragment in (("rendered answer", message), ("sources panel", sources)):
         problems += [
             f"{planted.slug}: {where} links out: {t}" for t in outside_targets(fragment, urls)
@@ -496,6 +496,7 @@ def smollm2_row(
     return row, problems
 
 
+@pytest.mark.model
 def test_no_canary_reaches_or_leaves_smollm2(
     planted_index: Path, reliability: list[ReliabilityRow]
 ) -> None:
@@ -505,6 +506,7 @@ def test_no_canary_reaches_or_leaves_smollm2(
 
 
 @pytest.mark.soak
+@pytest.mark.model
 def test_no_canary_reaches_or_leaves_smollm2_on_every_story(
     planted_index: Path, reliability: list[ReliabilityRow]
 ) -> None:
@@ -523,6 +525,7 @@ QWEN_STORIES = [
 
 @pytest.mark.soak
 @pytest.mark.slow
+@pytest.mark.model
 def test_no_canary_reaches_or_leaves_the_default_model(
     planted_index: Path, reliability: list[ReliabilityRow]
 ) -> None:

@@ -20,17 +20,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
-from app import (
-    answer_html,
-    citation_html,
-    draft_html,
-    make_turn,
-    panel_html,
-    question_html,
-    sentence_html,
-    sources_html,
-)
-from index.chunking import Chunk
+from index.types import Chunk
 from qa import Answer, QAChain, RetrievedChunk
 from qa.chain import gather_evidence
 from qa.citations import clean_markers, find_markers, format_sources
@@ -40,6 +30,17 @@ from qa.retrieval import PassageRetriever
 from qa.text import strip_markers
 from qa.types import NOT_COVERED, CheckedSentence
 from tests.conftest import ReliabilityRow, examples, make_settings
+from tests.support.checks import assert_cites_only_retrieved
+from ui.render import (
+    answer_html,
+    citation_html,
+    draft_html,
+    make_turn,
+    panel_html,
+    question_html,
+    sentence_html,
+    sources_html,
+)
 
 QUESTION = "Who is Wang Lei?"
 # What models and attackers write around and inside citation markers.
@@ -159,27 +160,6 @@ def assert_safe_html(fragment: str, *, chat: bool = False) -> None:
     if chat:
         assert "\n" not in fragment, fragment
         assert "\r" not in fragment, fragment
-
-
-def assert_cites_only_retrieved(answer: Answer) -> None:
-    """Every marker, in the text, the sentences and the citations, is a retrieved passage, and
-    each citation describes that passage."""
-    count = len(answer.retrieved)
-    numbers = {c.marker for c in answer.citations}
-    assert numbers <= set(range(1, count + 1))
-    assert set(find_markers(answer.text)) <= numbers, (answer.text, numbers)
-    for sentence in answer.sentences:
-        assert set(sentence.markers) <= numbers
-        assert set(find_markers(sentence.text)) == set(), sentence.text
-    for citation in answer.citations:
-        chunk = answer.retrieved[citation.marker - 1].chunk
-        assert citation.passage == chunk.text
-        assert citation.article_id == chunk.article_id
-        for start, end in citation.spans:
-            assert 0 <= start < end <= len(citation.passage)
-    if not answer.covered:
-        assert answer.text == NOT_COVERED
-        assert answer.citations == ()
 
 
 @pytest.fixture(scope="module")

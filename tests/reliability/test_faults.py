@@ -15,7 +15,6 @@ import json
 import os
 import resource
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -31,12 +30,13 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 import app
-from index.build import fingerprint_for, sync_index
+from index.build import sync_index
 from index.config import IndexSettings
 from index.embeddings import Embedder, open_embedder, packaged_model_path
 from index.errors import IndexWriteError, ModelNotFoundError
+from index.fingerprint import fingerprint_for
 from index.layout import list_builds, read_pointer
-from index.store import open_store
+from index.reader import open_store
 from qa import Answer, QAChain
 from qa import models as qa_models
 from qa.chain import build_retriever
@@ -45,6 +45,7 @@ from qa.llm import open_llm
 from qa.retrieval import PassageRetriever
 from tests.conftest import ROOT, XINHUA_TITLE, ReliabilityRow, make_settings
 from tests.index.conftest import layout_of, write_article
+from tests.support.servers import closed_port
 
 # What the tests of this module injected, for the summary row (see `test_fault_summary`).
 FAULTS: Counter[str] = Counter()
@@ -558,12 +559,6 @@ def chain_on(retriever: PassageRetriever, url: str) -> QAChain:
     return QAChain(retriever, open_llm(settings), settings)
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 FAILING_MODES = ["silent", "drip", "error", "html", "notjson", "binary", "cut", "empty", "schema"]
 LLM_RUNS: Counter[str] = Counter()
 LLM_MS: list[float] = []
@@ -616,6 +611,7 @@ def ask_page(client: Client, question: str) -> str:
     return str(result[0][-1]["content"])
 
 
+@pytest.mark.server
 def test_the_chat_page_keeps_answering_through_model_and_index_faults(
     tmp_path: Path,
     embedder: Embedder,

@@ -23,12 +23,13 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from index.build import IndexReport, fingerprint_for, rebuild_index, sync_index
+from index.build import IndexReport, rebuild_index, sync_index
 from index.config import IndexSettings
 from index.embeddings import Embedder
 from index.errors import CiteqaIndexError
+from index.fingerprint import fingerprint_for
 from index.layout import IndexLayout, list_builds, read_pointer
-from index.store import Store, open_store
+from index.reader import Store, open_store
 from tests.conftest import ReliabilityRow, examples
 
 WORDS = (
@@ -264,8 +265,8 @@ def test_the_index_follows_adds_edits_deletes_syncs_and_rebuilds(
 def test_a_new_id_on_the_line_of_a_removed_one_is_added_not_updated(
     tmp_path: Path, embedder: Embedder
 ) -> None:
-    """Found by the state machine: records with ids of their own are matched by id only (README:
-    matching by origin is for ids made from the content)."""
+    """Found by the state machine: records with ids of their own are matched by id only
+    (docs/reliability.md: matching by origin is for ids made from the content)."""
     settings = IndexSettings(index_dir=tmp_path / "idx")
     corpus = tmp_path / "corpus"
     corpus.mkdir()

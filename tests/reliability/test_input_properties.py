@@ -19,11 +19,12 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from index.articles import Article, LoadResult, article_problem, load_sources
 from index.build import rebuild_index, sync_index
 from index.chunking import chunk_article
 from index.embeddings import Embedder
-from index.store import open_store
+from index.reader import open_store
+from index.sources import load_sources
+from index.types import Article, LoadResult, article_problem
 from qa.config import Settings
 from tests.conftest import ReliabilityRow, examples
 
@@ -228,6 +229,7 @@ def ten_mb_article(path: Path) -> None:
                 out.write("\n" + "y" * 100_000 + "\n")
 
 
+@pytest.mark.slow
 def test_ten_megabyte_article(
     tmp_path: Path, embedder: Embedder, reliability: list[ReliabilityRow]
 ) -> None:

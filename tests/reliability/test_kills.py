@@ -18,14 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from index.build import fingerprint_for, sync_index
+from index.build import sync_index
 from index.config import IndexSettings
 from index.embeddings import Embedder
+from index.fingerprint import fingerprint_for
 from index.layout import list_builds, read_pointer
-from index.store import Store, open_store
+from index.reader import Store, open_store
 from tests.conftest import ReliabilityRow
 from tests.index.conftest import layout_of, write_article
-from tests.index.test_crash import article_text, holds_lock, run_index, wait_for, writing
+from tests.support.commands import holds_lock, run_index, wait_for, writing
+from tests.support.factories import article_text
 
 KNOWN_TITLE = "Lindholm harbour reopens"
 KNOWN_QUESTION = "Which harbour reopened after the storm?"
@@ -148,6 +150,7 @@ def record(rows: list[ReliabilityRow], landed: int, attempts: int, finished: int
     )
 
 
+@pytest.mark.slow  # kills writer processes
 def test_a_few_kills_leave_a_working_index(
     tmp_path: Path, embedder: Embedder, reliability: list[ReliabilityRow]
 ) -> None:

@@ -25,7 +25,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,11 +33,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
 
-import psutil  # type: ignore[import-untyped]  # no stubs (pyproject: add psutil.* to overrides)
 import pytest
 from gradio_client import Client
 from huggingface_hub import constants as hub_constants
@@ -48,6 +45,7 @@ from index.embeddings import Embedder
 from index.offline import OFFLINE_ENV
 from qa.eval.data import load_questions
 from tests.conftest import ROOT, SAMPLE_ARTICLES, ReliabilityRow, make_settings
+from tests.support.servers import Served, serve_app
 
 # The shared evaluation sets sit beside the repository (as bench/ finds them); without them the
 # load uses the bundled SQuAD dev questions about the sample articles.
@@ -184,25 +182,6 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Corp
 # ---- the app in its own process ----
 
 
-@dataclass
-class AppProcess:
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def rss(self) -> int:
-        return int(psutil.Process(self.process.pid).memory_info().rss)
-
-    def log_tail(self) -> str:
-        return self.log.read_text("utf-8", errors="replace")[-4000:]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def app_env(corpus: Corpus, **settings: str) -> dict[str, str]:
     """This environment without any CITEQA_* setting of the caller, offline, plus `settings`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITEQA_")}
@@ -217,49 +196,17 @@ def app_env(corpus: Corpus, **settings: str) -> dict[str, str]:
     return env
 
 
-def page_is_up(port: int) -> bool:
-    connection = HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        connection.request("GET", "/gradio_api/info")
-        return connection.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        connection.close()
-
-
 @contextmanager
-def serve(corpus: Corpus, name: str, **settings: str) -> Iterator[AppProcess]:
+def serve(corpus: Corpus, name: str, **settings: str) -> Iterator[Served]:
     """`python app.py` on a free loopback port with `settings`, until the block ends."""
-    port = free_port()
     log = corpus.index.parent / f"{name}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--port", str(port)],
-            cwd=corpus.index.parent,
-            env=app_env(corpus, **settings),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    app = AppProcess(process, f"http://127.0.0.1:{port}/", log)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not page_is_up(port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the app did not start:\n{app.log_tail()}")
-            time.sleep(0.5)
+    env = app_env(corpus, **settings)
+    with serve_app(corpus.index.parent, env, log, START_TIMEOUT_S) as app:
         yield app
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
-def smol_app(corpus: Corpus) -> Iterator[AppProcess]:
+def smol_app(corpus: Corpus) -> Iterator[Served]:
     """The app with SmolLM2: the load asks in fast mode, the queue check asks the model."""
     with serve(corpus, "smol", llm_model="smollm2-135m", max_answer_tokens="64") as app:
         yield app
@@ -440,14 +387,14 @@ def status_articles(client: Client) -> tuple[int, str]:
     return int(articles.group(1)), build.group(1)
 
 
-def sample_rss(app: AppProcess, every: float, stop: threading.Event, into: list[int]) -> None:
+def sample_rss(app: Served, every: float, stop: threading.Event, into: list[int]) -> None:
     """Append the app's RSS to `into` every `every` seconds until `stop` is set."""
     while not stop.wait(every):
         into.append(app.rss())
 
 
 def load_with_sync(
-    app: AppProcess,
+    app: Served,
     corpus: Corpus,
     seconds: float,
     tag: str,
@@ -528,7 +475,7 @@ def load_with_sync(
 
 
 def test_eight_users_with_a_sync_beside_them(
-    smol_app: AppProcess, corpus: Corpus, reliability: list[ReliabilityRow]
+    smol_app: Served, corpus: Corpus, reliability: list[ReliabilityRow]
 ) -> None:
     load_with_sync(smol_app, corpus, FAST_LOAD_S, "fast", reliability, check_rss=False)
 
@@ -541,7 +488,7 @@ class Outcome:
 
 
 def test_sixteen_users_against_the_bounded_queue(
-    smol_app: AppProcess, reliability: list[ReliabilityRow]
+    smol_app: Served, reliability: list[ReliabilityRow]
 ) -> None:
     clients = [connect(smol_app.url) for _ in range(BURST_USERS)]
     outcomes: list[Outcome] = []
@@ -590,6 +537,7 @@ def test_sixteen_users_against_the_bounded_queue(
 
 
 @pytest.mark.soak
+@pytest.mark.server
 @pytest.mark.timeout(SOAK_LOAD_S + 900)
 def test_eight_users_for_ten_minutes_with_a_sync(
     corpus: Corpus, reliability: list[ReliabilityRow]

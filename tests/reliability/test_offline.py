@@ -29,6 +29,7 @@ from gradio_client import Client
 from index.offline import OFFLINE_ENV
 from tests.conftest import ROOT, ReliabilityRow
 from tests.offline_guard import OUTBOUND, OutboundConnectionError, is_loopback
+from tests.support.servers import free_port
 
 # TEST-NET-1 (RFC 5737): never routed, so nothing is sent even if a guard failed.
 NOWHERE = "192.0.2.1"
@@ -152,6 +153,8 @@ def hook(event, args):
         record = {"event": event, "address": [text(args[1]), text(args[2])]}
     elif event == "urllib.Request":
         record = {"event": event, "address": text(args[0])}
+    elif event == "subprocess.Popen":
+        record = {"event": event, "address": text(args[0]), "argv": text(args[1])}
     else:
         record = {"event": event, "address": text(args[0])}
     with LOCK:
@@ -188,6 +191,15 @@ class AuditRecord:
     event: str
     address: Any
     family: int = 0
+    argv: tuple[str, ...] = ()
+
+    def starts_model_worker(self) -> bool:
+        """The model's worker process: this Python, running qa/worker.py (its only child)."""
+        return (
+            self.event == "subprocess.Popen"
+            and Path(str(self.address)).name.startswith("python")
+            and any(Path(a).parts[-2:] == ("qa", "worker.py") for a in self.argv)
+        )
 
     @property
     def host(self) -> object:
@@ -207,13 +219,6 @@ class AuditRecord:
         if self.event == "urllib.Request":
             return False  # the app has no reason to fetch anything while answering
         return is_loopback(self.host)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")
@@ -287,7 +292,8 @@ def read_audit(path: Path) -> list[AuditRecord]:
     records = []
     for line in path.read_text(encoding="utf-8").splitlines():
         data = json.loads(line)
-        records.append(AuditRecord(data["event"], data["address"], data.get("family", 0)))
+        argv = tuple(str(a) for a in data.get("argv") or ())
+        records.append(AuditRecord(data["event"], data["address"], data.get("family", 0), argv))
     return records
 
 
@@ -322,7 +328,9 @@ def test_a_ten_question_session_makes_no_outbound_connection(
         for r in records
         if r.event in ("subprocess.Popen", "os.system")
         and Path(str(r.address)).name not in LOCAL_TOOLS
+        and not r.starts_model_worker()
     ]
+    assert sum(r.starts_model_worker() for r in records) == 1  # started once, never restarted
     reliability.append(
         ReliabilityRow(
             part="offline app session",

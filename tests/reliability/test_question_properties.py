@@ -23,7 +23,7 @@ from qa import NOT_COVERED, Answer, QAChain, build_chain
 from qa.chain import check_question
 from qa.errors import QuestionError
 from tests.conftest import ReliabilityRow, examples, make_settings
-from tests.reliability.test_citation_properties import assert_cites_only_retrieved
+from tests.support.checks import assert_cites_only_retrieved
 
 # A request that takes longer than this is stuck (a generous bound on a busy 2-core machine).
 STUCK_S = 120.0

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from http.client import HTTPConnection
 from pathlib import Path
 
+import psutil  # type: ignore[import-untyped]  # no stubs
+
 ROOT = Path(__file__).resolve().parents[2]
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
@@ -23,6 +25,11 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: a server that is down."""
+    return free_port()
 
 
 def user_env(**extra: str) -> dict[str, str]:
@@ -56,6 +63,9 @@ class Served:
     def log_tail(self) -> str:
         return self.log.read_text("utf-8", errors="replace")[-4000:]
 
+    def rss(self) -> int:
+        return int(psutil.Process(self.process.pid).memory_info().rss)
+
 
 @contextmanager
 def serve_app(
@@ -85,4 +95,4 @@ def serve_app(
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait()
+            process.wait(timeout=30)

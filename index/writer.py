@@ -1,0 +1,90 @@
+"""Writing a new build's Chroma collection, page by page, and checking it before it is published."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from index.collection import PAGE, query_collection
+from index.errors import CiteqaIndexError, IndexWriteError
+from index.layout import damaged
+from index.manifest import IndexFingerprint
+from index.records import BUILT_AT
+from index.stored import StoredChunk
+
+if TYPE_CHECKING:
+    from index.backends import Backend
+
+
+class BuildWriter:
+    """A new build's collection, written page by page; nobody reads it until it is published."""
+
+    def __init__(self, backend: Backend, build_id: str, fingerprint: IndexFingerprint) -> None:
+        self.backend = backend
+        self.build_id = build_id
+        self.fingerprint = fingerprint
+        self.built_at = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+        metadata: dict[str, Any] = {**fingerprint.to_metadata(), BUILT_AT: self.built_at}
+        with self._write_errors():
+            self._client, self._collection = backend.create_collection(build_id, metadata)
+        self._pending: list[StoredChunk] = []
+
+    def add(self, items: Sequence[StoredChunk]) -> None:
+        """Queue `items`; they are written a full page at a time (Chroma writes fewer, bigger
+        batches faster), the rest by `flush`."""
+        self._pending.extend(items)
+        while len(self._pending) >= PAGE:
+            self._write(self._pending[:PAGE])
+            del self._pending[:PAGE]
+
+    def flush(self) -> None:
+        """Write what `add` has queued."""
+        if self._pending:
+            self._write(self._pending)
+            self._pending = []
+
+    def _write(self, page: Sequence[StoredChunk]) -> None:
+        with self._write_errors():
+            self._collection.add(
+                ids=[s.chunk.id for s in page],
+                embeddings=np.asarray([s.vector for s in page], dtype=np.float32),
+                documents=[s.chunk.text for s in page],
+                metadatas=[dict(s.metadata) for s in page],
+            )
+
+    @contextlib.contextmanager
+    def _write_errors(self) -> Iterator[None]:
+        """Chroma's errors while writing (a full disk, a read-only folder) as `IndexWriteError`."""
+        try:
+            yield
+        except CiteqaIndexError:
+            raise
+        except Exception as e:  # chromadb raises many unrelated types
+            raise IndexWriteError(
+                f"Writing the new build to {self.backend.description} failed ({e}). Check that "
+                "there is free disk space and that it is writable; the live index is unchanged."
+            ) from e
+
+    def verify(self, expected_chunks: int) -> None:
+        """`IndexDamagedError` unless the build holds `expected_chunks` chunks and a probe query
+        finds a stored chunk again. Writes what is queued first."""
+        self.flush()
+        count = int(self._collection.count())
+        if count != expected_chunks:
+            raise damaged(f"The new build holds {count} chunks, not {expected_chunks}")
+        if count == 0:
+            return
+        probe = self._collection.get(limit=1, include=["embeddings"])
+        vectors = probe["embeddings"]
+        if vectors is None or not len(vectors):
+            raise damaged("The new build returns no vectors")
+        hits = query_collection(self._collection, [float(x) for x in vectors[0]], 1)
+        if not hits or hits[0].score < 0.99:
+            raise damaged("The new build does not find its own chunks")
+
+    def close(self) -> None:
+        self.backend.release(self._client)

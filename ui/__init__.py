@@ -1,0 +1,1 @@
+"""The web UI: rendering, the page, serving. The only package that imports gradio."""
