@@ -27,12 +27,13 @@ from langchain_core.prompts import ChatPromptTemplate
 
 from index.embeddings import open_embedder_for
 from qa import Settings, build_chain, enforce_offline
-from qa.chain import QAChain, fixed_messages
+from qa.chain import QAChain
 from qa.citations import clean_markers, find_markers
 from qa.eval.data import EvalQuestion, load_questions
 from qa.eval.metrics import answer_accuracy
 from qa.eval.runner import CorpusSpec, load_corpus, prepare_index
 from qa.llm import count_prompt_tokens, open_llm
+from qa.prompt import fixed_messages
 
 ROOT = Path(__file__).resolve().parent.parent
 # The recipe of the LangChain tutorials: every retrieved chunk stuffed into one prompt.
@@ -51,7 +52,7 @@ def naive_answer(chain: QAChain, question: str) -> dict[str, Any]:
     """The naive chain: dense top 4 chunks, stuffed into one prompt, streamed."""
     assert chain.llm is not None
     started = time.perf_counter()
-    hits = chain.retriever.model_copy(update={"mode": "dense"}).search(question, 4)
+    hits = chain.retriever.model_copy(update={"mode": "dense"}).search(question, 4).passages
     context = "\n\n".join(f"[{i}] {h.chunk.text}" for i, h in enumerate(hits, start=1))
     runnable = NAIVE_PROMPT | chain.llm | StrOutputParser()
     first: float | None = None

@@ -15,7 +15,7 @@ from index.config import IndexSettings
 from index.errors import CiteqaIndexError
 
 if TYPE_CHECKING:
-    from index.build import IndexReport
+    from index.plan import IndexReport
     from index.progress import ProgressCallback
 
 SOURCE_HELP = (
@@ -113,8 +113,9 @@ class StepBars:
 def run_update(
     settings: IndexSettings, command: str, sources: list[str | Path], *, quiet: bool
 ) -> int:
-    from index.build import Mode, update_index
+    from index.build import update_index
     from index.embeddings import Embedder, open_embedder_for
+    from index.plan import Mode
 
     def load_model() -> Embedder:  # only once the writer knows it has work for it
         return open_embedder_for(settings)

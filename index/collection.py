@@ -9,7 +9,7 @@ import numpy as np
 
 from index.errors import CiteqaIndexError
 from index.records import chunk_from_record
-from index.stored import ScoredChunk
+from index.stored import RetrievedChunk
 
 if TYPE_CHECKING:
     from index.backends import ChromaCollection, Where
@@ -44,8 +44,9 @@ def query_collection(
     vector: Sequence[float],
     k: int,
     exclude_articles: Collection[str] = (),
-) -> list[ScoredChunk]:
-    """The `k` records closest to `vector`, closest first, leaving out `exclude_articles`."""
+) -> list[RetrievedChunk]:
+    """The `k` records closest to `vector`, closest first (ranked from 1, scored by cosine
+    similarity), leaving out `exclude_articles`."""
     where = (
         cast("Where", {"article_id": {"$nin": sorted(exclude_articles)}})
         if exclude_articles
@@ -64,7 +65,8 @@ def query_collection(
     documents = (result["documents"] or [[]])[0]
     metadatas = (result["metadatas"] or [[]])[0]
     distances = (result["distances"] or [[]])[0]
+    rows = zip(ids, documents, metadatas, distances, strict=True)
     return [
-        ScoredChunk(chunk_from_record(i, d or "", dict(m or {})), 1.0 - float(dist))
-        for i, d, m, dist in zip(ids, documents, metadatas, distances, strict=True)
+        RetrievedChunk(chunk_from_record(i, d or "", dict(m or {})), 1.0 - x, rank, 1.0 - x)
+        for rank, (i, d, m, x) in enumerate(rows, start=1)
     ]

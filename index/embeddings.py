@@ -7,6 +7,10 @@ before use. OpenVINO runs a copy of the transformer converted once from the torc
 under the model cache folder (`CITEQA_MODEL_CACHE_DIR`), checked against its own SHA-256 on load;
 the vectors match torch's to a cosine of 0.9999 (bfloat16 arithmetic where the CPU has it), at
 about twice the speed on 2 cores, and answering a question never imports torch.
+
+Longer than the other modules (about 470 lines) on purpose: it is the one module the contracts
+allow torch, sentence-transformers and OpenVINO, so both engines, the conversion from one to the
+other and the checks of their files stay behind this single door.
 """
 
 from __future__ import annotations

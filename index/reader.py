@@ -26,7 +26,7 @@ from index.records import (
     chunk_from_record,
     text_or_none,
 )
-from index.stored import IndexStats, ScoredChunk, StoredChunk
+from index.stored import IndexStats, RetrievedChunk, StoredChunk
 from index.types import Chunk
 
 if TYPE_CHECKING:
@@ -115,12 +115,20 @@ class Store:
         return self._current.manifest.chunks
 
     def query(
-        self, vector: Sequence[float], k: int, exclude_articles: Collection[str] = ()
-    ) -> list[ScoredChunk]:
-        """The `k` chunks closest to `vector`, closest first, leaving out `exclude_articles`."""
+        self,
+        vector: Sequence[float],
+        k: int,
+        exclude_articles: Collection[str] = (),
+        *,
+        follow: bool = True,
+    ) -> list[RetrievedChunk]:
+        """The `k` chunks closest to `vector`, closest first, leaving out `exclude_articles`;
+        from a newly published build, unless `follow` is off (a retriever that refreshed once
+        for its question)."""
         if k <= 0:
             return []
-        self.refresh()
+        if follow:
+            self.refresh()
         try:
             return query_collection(self._current.collection, vector, k, exclude_articles)
         except CiteqaIndexError:
@@ -128,11 +136,15 @@ class Store:
                 raise
         return query_collection(self._current.collection, vector, k, exclude_articles)
 
-    def get(self, chunk_ids: Sequence[str]) -> dict[str, tuple[Chunk, list[float]]]:
-        """The chunks with these ids and their vectors (ids not in the index are left out)."""
+    def get(
+        self, chunk_ids: Sequence[str], *, follow: bool = True
+    ) -> dict[str, tuple[Chunk, list[float]]]:
+        """The chunks with these ids and their vectors (ids not in the index are left out); from
+        a newly published build, unless `follow` is off."""
         if not chunk_ids:
             return {}
-        self.refresh()
+        if follow:
+            self.refresh()
         found = self._current.collection.get(
             ids=list(chunk_ids), include=["documents", "metadatas", "embeddings"]
         )

@@ -15,11 +15,15 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
-class ScoredChunk:
-    """A chunk found by a query, with its cosine similarity to the query (higher is closer)."""
+class RetrievedChunk:
+    """A passage found for a question, the one shape a hit has from the index to the answer:
+    `rank` 1 is the best. `score` is what the retriever ranked by; `similarity` is the passage's
+    cosine similarity to the question, whatever the retriever."""
 
     chunk: Chunk
     score: float
+    rank: int
+    similarity: float
 
 
 @dataclass(frozen=True, slots=True)

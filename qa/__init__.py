@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from functools import cache
 
 from index.offline import enforce_offline
-from qa.chain import History, QAChain, build_chain
+from qa.chain import QAChain, build_chain
 from qa.config import Settings
+from qa.prompt import History
 from qa.types import NOT_COVERED, Answer, CheckedSentence, Citation, RetrievedChunk
 
 __all__ = [

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from index.build import IndexReport, StepProgress, update_index
+from index.build import StepProgress, update_index
 from index.formats import SUPPORTED_SUFFIXES
 from index.manifest import Manifest
+from index.plan import IndexReport
 from index.reader import Store
 from index.sources import load_sources
 from index.stored import IndexStats

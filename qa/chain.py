@@ -8,33 +8,31 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Generator, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from index.embeddings import open_embedder_for
 from index.fingerprint import fingerprint_for
 from index.reader import open_store
-from prompts import render_prompt
-from qa.citations import clean_markers
 from qa.config import Settings
 from qa.errors import GenerationError, ModelFileError, ModelWorkerError, QuestionError
 from qa.evidence import Evidence
 from qa.extractive import extractive_text
 from qa.grounding import check_answer
 from qa.llm import check_generation, count_prompt_tokens, open_llm
+from qa.prompt import History, answered_turns, build_messages, fixed_messages, is_not_covered
 from qa.retrieval import PassageFilter, PassageRetriever
 from qa.rewrite import rewrite_question
-from qa.text import adds_nothing, sentence_spans, strip_markers
-from qa.types import NOT_COVERED, Answer, RetrievedChunk
+from qa.text import adds_nothing, sentence_spans
+from qa.types import NOT_COVERED, Answer, Generated, RetrievedChunk
 
 log = logging.getLogger(__name__)
 
-History = Sequence[tuple[str, str]]
 ChainInput = str | dict[str, Any]
 
 
@@ -99,11 +97,10 @@ class QAChain(Runnable[ChainInput, Answer]):
         turns = self.settings.history_turns
         history = tuple(history)[-turns:] if turns else ()
         standalone = self.standalone(question, history)
-        passages, timings = self.retriever.timed_search(
-            standalone, self.settings.top_k, exclude_articles, filters
-        )
+        found = self.retriever.search(standalone, self.settings.top_k, exclude_articles, filters)
+        passages, timings = found.passages, dict(found.timings)
         checking = time.perf_counter()
-        evidence = gather_evidence(self.retriever, standalone, passages)
+        evidence = gather_evidence(self.retriever, standalone, passages, found.question_vector)
         timings["evidence"] = time.perf_counter() - checking
         base = Answer(
             question=question,
@@ -133,6 +130,36 @@ class QAChain(Runnable[ChainInput, Answer]):
             self.settings.prompt_passage_tokens,
         )
         generating = time.perf_counter()
+        generated = yield from self.generate(messages, started)
+        timings["generate"] = time.perf_counter() - generating
+        answer = replace(
+            base,
+            seconds_to_first_token=generated.first_token_s,
+            prompt_tokens=count_prompt_tokens(self.llm, messages),
+        )
+        if generated.notice is not None:
+            yield from self.extractive_instead(answer, generated.notice, evidence, started, timings)
+            return
+        final = self.finish(answer, generated.text, evidence, started, timings)
+        # A backed answer that only repeats what was asked ("It is known as the Pink Palace")
+        # tells the user nothing: the best supporting sentences say more. An answer the check
+        # rejected stays "not covered".
+        if final.covered and adds_nothing(generated.text, last_sentence(standalone)):
+            notice = (
+                "The language model's answer only repeated the question, so these are the best "
+                "supporting sentences instead."
+            )
+            yield from self.extractive_instead(answer, notice, evidence, started, timings)
+            return
+        yield final
+
+    def generate(
+        self, messages: list[BaseMessage], started: float
+    ) -> Generator[str, None, Generated]:
+        """Stream the model's answer to `messages`, piece by piece; what it wrote, and why it
+        cannot be used if so (it failed, ran past the timeout, or wrote nothing)."""
+        assert self.llm is not None
+        generating = time.perf_counter()
         pieces: list[str] = []
         first: float | None = None
         notice: str | None = None
@@ -158,33 +185,13 @@ class QAChain(Runnable[ChainInput, Answer]):
                 f"The language model failed ({type(e).__name__}), so these are the best "
                 "supporting sentences instead."
             )
-        raw = "".join(pieces)
-        if notice is None and not raw.strip():  # a server that sent no text
+        text = "".join(pieces)
+        if notice is None and not text.strip():  # a server that sent no text
             notice = (
                 "The language model returned no answer, so these are the best supporting "
                 "sentences instead."
             )
-        timings["generate"] = time.perf_counter() - generating
-        answer = replace(
-            base,
-            seconds_to_first_token=first,
-            prompt_tokens=count_prompt_tokens(self.llm, messages),
-        )
-        if notice is not None:
-            yield from self.extractive_instead(answer, notice, evidence, started, timings)
-            return
-        final = self.finish(answer, raw, evidence, started, timings)
-        # A backed answer that only repeats what was asked ("It is known as the Pink Palace")
-        # tells the user nothing: the best supporting sentences say more. An answer the check
-        # rejected stays "not covered".
-        if final.covered and adds_nothing(raw, last_sentence(standalone)):
-            notice = (
-                "The language model's answer only repeated the question, so these are the best "
-                "supporting sentences instead."
-            )
-            yield from self.extractive_instead(answer, notice, evidence, started, timings)
-            return
-        yield final
+        return Generated(text, first, notice)
 
     def extractive_instead(
         self,
@@ -250,18 +257,17 @@ class QAChain(Runnable[ChainInput, Answer]):
 
 
 def gather_evidence(
-    retriever: PassageRetriever, question: str, passages: Sequence[RetrievedChunk]
+    retriever: PassageRetriever,
+    question: str,
+    passages: Sequence[RetrievedChunk],
+    question_vector: Sequence[float] | None = None,
 ) -> Evidence:
     """The sentence-level evidence for `question` in `passages`, words weighted by rarity in
-    the index when it has a keyword index."""
+    the index when it has a keyword index; `question_vector`, retrieval's, saves embedding the
+    question again."""
     keyword = retriever.keyword
     weight = keyword.term_weight if keyword is not None else None
-    return Evidence(retriever.embedder, question, passages, weight)
-
-
-def answered_turns(history: History) -> list[tuple[str, str]]:
-    """The earlier turns that got a real answer: a refusal must not steer later turns."""
-    return [(q, a) for q, a in history if a.strip() and not is_not_covered(a)]
+    return Evidence(retriever.embedder, question, passages, weight, question_vector)
 
 
 def last_sentence(question: str) -> str:
@@ -289,78 +295,6 @@ def check_question(question: str, max_chars: int) -> str:
             "please retype the question."
         ) from e
     return stripped
-
-
-def is_not_covered(text: str) -> bool:
-    """True if the model gave the fixed "not covered" reply (allowing quote and case variants)."""
-    normal = text.strip().lower().replace("\u2019", "'")
-    return normal.startswith(NOT_COVERED.lower().rstrip("."))
-
-
-def format_passages(evidence: Evidence, count_tokens: Callable[[str], int], budget: int) -> str:
-    """The passages as the model reads them: only their sentences that best answer the
-    question (within `budget` tokens), numbered as retrieved, gaps shown as "..."."""
-    blocks = []
-    for number, chosen in evidence.select(budget, count_tokens).items():
-        chunk = evidence.passages[number - 1].chunk
-        pieces: list[str] = []
-        previous: int | None = None
-        for i in chosen:
-            if previous is not None and i != previous + 1:
-                pieces.append("...")
-            pieces.append(strip_markers(evidence.sentences[i].text))
-            previous = i
-        blocks.append(
-            render_prompt(
-                "passage",
-                number=str(number),
-                heading=passage_heading(strip_markers(chunk.title), chunk.published),
-                text=" ".join(pieces),
-            )
-        )
-    return "\n\n".join(blocks)
-
-
-def passage_heading(title: str, published: str | None) -> str:
-    """`Title (2024-03-19)`: what the model reads above a passage. The outlet is left out (the
-    sources panel shows it from the index); the date stays, for questions about when."""
-    date = (published or "").split("T")[0].strip()
-    return f"{title} ({date})" if date else title
-
-
-def fixed_messages() -> list[BaseMessage]:
-    """The start of every answer prompt: the rules and one worked example (a small model copies
-    an example sentence written into the rules; an example exchange it follows)."""
-    return [
-        SystemMessage(render_prompt("answer_system", not_covered=NOT_COVERED)),
-        HumanMessage(render_prompt("example_user")),
-        AIMessage(render_prompt("example_answer")),
-    ]
-
-
-def build_messages(
-    question: str,
-    evidence: Evidence,
-    history: History,
-    count_tokens: Callable[[str], int],
-    budget: int,
-) -> list[BaseMessage]:
-    """The fixed part first, so the model's cache keeps it, then the earlier answered turns,
-    the selected passage sentences and the question."""
-    messages = fixed_messages()
-    for past_question, past_answer in answered_turns(history):
-        messages.append(HumanMessage(past_question))
-        messages.append(AIMessage(clean_markers(past_answer, set())))
-    messages.append(
-        HumanMessage(
-            render_prompt(
-                "answer_user",
-                passages=format_passages(evidence, count_tokens, budget),
-                question=question,
-            )
-        )
-    )
-    return messages
 
 
 def build_retriever(settings: Settings) -> PassageRetriever:

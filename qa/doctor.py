@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from index.embeddings import open_embedder_for
 from index.errors import CiteqaError
 from index.reader import open_store
-from qa.chain import fixed_messages
 from qa.config import Settings
 from qa.cpu import build_mismatch, enabled_options, read_cpu_flags, read_cpu_model
 from qa.llm import LocalChatModel, check_generation, open_llm
+from qa.prompt import fixed_messages
 from qa.supervisor import describe_exit, worker_command
 
 SYSTEM_INFO_TIMEOUT_S = 60.0

@@ -71,6 +71,7 @@ class Evidence:
         question: str,
         passages: Sequence[RetrievedChunk],
         weight: TermWeight | None = None,
+        question_vector: Sequence[float] | None = None,
     ) -> None:
         self.embedder = embedder
         self.question = question
@@ -78,10 +79,17 @@ class Evidence:
         self.weight = weight or (lambda _term: 1.0)
         self.sentences = tuple(split_passages(self.passages))
         texts = [s.text for s in self.sentences]
-        vectors = embedder.embed_documents([question, *texts]) if texts else []
+        # The question's vector comes from retrieval when it has one: embedded once.
+        asked = [] if question_vector is not None else [question]
+        vectors = embedder.embed_documents([*asked, *texts]) if texts else []
         matrix = np.asarray(vectors, dtype=np.float32).reshape(-1, embedder.dimension)
-        self.question_vector = matrix[0] if texts else np.zeros(embedder.dimension, np.float32)
-        self.vectors: Vectors = matrix[1:]
+        self.vectors: Vectors = matrix[len(asked) :]
+        if not texts:
+            self.question_vector = np.zeros(embedder.dimension, np.float32)
+        elif question_vector is not None:
+            self.question_vector = np.asarray(question_vector, dtype=np.float32)
+        else:
+            self.question_vector = matrix[0]
         self._words = [content_words(s.text) for s in self.sentences]
         self._question_words = content_words(question)
         self._question_numbers = numbers(question)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -19,10 +19,8 @@ from index.keyword import KeywordIndex
 from index.reader import Store
 from index.types import Chunk
 from qa.config import RetrieverMode
-from qa.types import RetrievedChunk
+from qa.types import Retrieval, RetrievedChunk
 
-# A retrieved chunk before ranking: (chunk, score the retriever ranks by, cosine similarity).
-Candidate = tuple[Chunk, float, float]
 RRF_K = 60  # the usual constant of reciprocal rank fusion
 FUSION_DEPTH = 20  # candidates taken from each list before fusing
 # With a filter, candidates taken from each list before the filter is applied (dates are only
@@ -60,7 +58,7 @@ class PassageFilter:
 
 
 class PassageRetriever(BaseRetriever):
-    """A LangChain retriever over the citeqa index; `search` gives typed, scored passages."""
+    """A LangChain retriever over the citeqa index; `search` gives typed, ranked passages."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -77,21 +75,12 @@ class PassageRetriever(BaseRetriever):
         k: int | None = None,
         exclude_articles: Collection[str] = (),
         filters: PassageFilter | None = None,
-    ) -> list[RetrievedChunk]:
+    ) -> Retrieval:
         """The best `k` passages for `question`, best first, leaving out `exclude_articles`
-        and passages that `filters` does not allow."""
-        return self.timed_search(question, k, exclude_articles, filters)[0]
-
-    def timed_search(
-        self,
-        question: str,
-        k: int | None = None,
-        exclude_articles: Collection[str] = (),
-        filters: PassageFilter | None = None,
-    ) -> tuple[list[RetrievedChunk], dict[str, float]]:
-        """`search`, with the seconds spent in each stage (`embed`, `search`)."""
+        and passages that `filters` does not allow; with the question's vector and the seconds
+        each stage took (`embed`, `search`). Follows a newly published build first, once."""
         k = k or self.k
-        self.store.refresh()  # follow a newly published build before searching either index
+        self.store.refresh()  # once per question: the queries below read the same build
         started = time.perf_counter()
         vector = self.embedder.embed_query(question)
         embedded = time.perf_counter()
@@ -100,23 +89,19 @@ class PassageRetriever(BaseRetriever):
         if filters is not None and filters.active:
             depth = max(FILTER_DEPTH, k)
         if self.mode == "dense":
-            found = self.store.query(vector, depth, exclude_articles)
-            candidates = [(f.chunk, f.score, f.score) for f in found]
+            found = self.store.query(vector, depth, exclude_articles, follow=False)
         else:
-            candidates = self._keyword_or_hybrid(question, vector, depth, exclude_articles)
+            found = self._keyword_or_hybrid(question, vector, depth, exclude_articles)
         if filters is not None and filters.active:
-            candidates = [c for c in candidates if filters.allows(c[0])]
-        kept = limit_per_article(candidates, self.max_per_article, k)
-        hits = [
-            RetrievedChunk(chunk, score, rank, similarity)
-            for rank, (chunk, score, similarity) in enumerate(kept, start=1)
-        ]
+            found = [hit for hit in found if filters.allows(hit.chunk)]
+        kept = limit_per_article(found, self.max_per_article, k)
+        passages = tuple(replace(hit, rank=rank) for rank, hit in enumerate(kept, start=1))
         timings = {"embed": embedded - started, "search": time.perf_counter() - embedded}
-        return hits, timings
+        return Retrieval(passages, tuple(vector), timings)
 
     def _keyword_or_hybrid(
         self, question: str, vector: Sequence[float], k: int, exclude: Collection[str]
-    ) -> list[Candidate]:
+    ) -> list[RetrievedChunk]:
         """The best `k` candidates by keywords or by fusion, with their cosine similarity."""
         if self.keyword is None:
             raise ValueError(f"The {self.mode!r} retriever needs the keyword index.")
@@ -126,14 +111,14 @@ class PassageRetriever(BaseRetriever):
             ranked = [(chunk_id, 1.0 / rank) for rank, chunk_id in enumerate(keyword_ids, 1)]
             dense_hits = {}
         else:
-            dense = self.store.query(vector, depth, exclude)
-            dense_hits = {d.chunk.id: (d.chunk, d.score) for d in dense}
+            dense = self.store.query(vector, depth, exclude, follow=False)
+            dense_hits = {d.chunk.id: (d.chunk, d.similarity) for d in dense}
             ranked = fuse_rankings([[d.chunk.id for d in dense], keyword_ids])
         top = ranked[:k]
         missing = [chunk_id for chunk_id, _ in top if chunk_id not in dense_hits]
-        fetched = self.store.get(missing)
+        fetched = self.store.get(missing, follow=False)
         query = np.asarray(vector, dtype=np.float32)
-        candidates: list[Candidate] = []
+        candidates: list[RetrievedChunk] = []
         for chunk_id, score in top:
             if chunk_id in dense_hits:
                 chunk, similarity = dense_hits[chunk_id]
@@ -142,22 +127,24 @@ class PassageRetriever(BaseRetriever):
                 similarity = float(np.dot(query, np.asarray(chunk_vector, dtype=np.float32)))
             else:  # the keyword index knows a chunk the vector index lost
                 continue
-            candidates.append((chunk, score, similarity))
+            candidates.append(RetrievedChunk(chunk, score, len(candidates) + 1, similarity))
         return candidates
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
     ) -> list[Document]:
         # `retriever.invoke(query, k=2)`: LangChain passes invoke's keywords on to here.
-        return [to_document(hit) for hit in self.search(query, k)]
+        return [to_document(hit) for hit in self.search(query, k).passages]
 
 
-def limit_per_article(candidates: Sequence[Candidate], limit: int, k: int) -> list[Candidate]:
+def limit_per_article(
+    candidates: Sequence[RetrievedChunk], limit: int, k: int
+) -> list[RetrievedChunk]:
     """The first `k` candidates, taking at most `limit` from one article (0: no limit)."""
-    kept: list[Candidate] = []
+    kept: list[RetrievedChunk] = []
     per_article: dict[str, int] = {}
     for candidate in candidates:
-        article = candidate[0].article_id
+        article = candidate.chunk.article_id
         if limit and per_article.get(article, 0) >= limit:
             continue
         per_article[article] = per_article.get(article, 0) + 1

@@ -5,20 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from index.types import Chunk
+from index.stored import RetrievedChunk as RetrievedChunk  # the one hit type, from the index
 
 NOT_COVERED = "The articles don't cover this."
 
 
 @dataclass(frozen=True, slots=True)
-class RetrievedChunk:
-    """A passage found for a question: `rank` 1 is the best. `score` is what the retriever ranked
-    by; `similarity` is the passage's cosine similarity to the question, whatever the retriever."""
+class Retrieval:
+    """What retrieval found for a question: the passages, best first; the question's vector
+    (the evidence reuses it: the question is embedded once); the seconds each stage took."""
 
-    chunk: Chunk
-    score: float
-    rank: int
-    similarity: float
+    passages: tuple[RetrievedChunk, ...]
+    question_vector: tuple[float, ...]
+    timings: dict[str, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +76,13 @@ class Answer:
     def unsupported(self) -> tuple[str, ...]:
         """Sentences no retrieved passage backs."""
         return tuple(s.text for s in self.sentences if not s.supported)
+
+
+@dataclass(frozen=True, slots=True)
+class Generated:
+    """What the model wrote for one prompt: its text, the seconds from the question to its first
+    piece, and why the text cannot be used (a failure, the timeout, no text), if so."""
+
+    text: str
+    first_token_s: float | None
+    notice: str | None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +158,37 @@ def evaluate(args: argparse.Namespace) -> int:
                 chain.llm if chain is not None else None,
             ),
         }
-    report: dict[str, Any] = {
+    report = build_report(
+        args, settings, articles, questions, hidden, index_seconds, chain is not None
+    )
+    report.update(
+        retrievers=per_retriever,
+        answers=answers,
+        answer_rows=answer_rows(runs[0].results) if chain is not None else None,
+        conversations=follow_ups,
+    )
+    print(
+        f"{len(questions)} questions ({len(hidden)} with their articles hidden), "
+        f"{len(articles)} articles indexed"
+    )
+    print_summary(per_retriever, answers, follow_ups, modes[0], settings.llm_model)
+    if args.report is not None:
+        for path in write_report(report, runs, args.report):
+            print(f"wrote {path}")
+    return 0
+
+
+def build_report(
+    args: argparse.Namespace,
+    settings: Settings,
+    articles: Sequence[object],
+    questions: Sequence[object],
+    hidden: Collection[object],
+    index_seconds: float,
+    answered: bool,
+) -> dict[str, Any]:
+    """The report's description of the run: its data, index and settings."""
+    return {
         "articles": str(args.articles),
         "questions": str(args.questions),
         "distractors": str(args.distractors) if args.distractors else None,
@@ -176,31 +206,29 @@ def evaluate(args: argparse.Namespace) -> int:
             "min_support": settings.min_support,
             "prompt_passage_tokens": settings.prompt_passage_tokens,
             "llm_backend": settings.llm_backend,
-            "llm_model": settings.llm_model if chain else None,
+            "llm_model": settings.llm_model if answered else None,
         },
-        "retrievers": per_retriever,
-        "answers": answers,
-        "answer_rows": answer_rows(runs[0].results) if chain is not None else None,
-        "conversations": follow_ups,
     }
-    print(
-        f"{len(questions)} questions ({len(hidden)} with their articles hidden), "
-        f"{len(articles)} articles indexed"
-    )
+
+
+def print_summary(
+    per_retriever: dict[str, dict[str, Any]],
+    answers: dict[str, Any] | None,
+    follow_ups: dict[str, Any] | None,
+    mode: str,
+    model: str,
+) -> None:
+    """The tables: retrieval by retriever, then answers and follow-ups when measured."""
     print(format_table(per_retriever))
     if answers is not None:
-        print(f"\nAnswers ({modes[0]} retrieval, {settings.llm_model}):")
+        print(f"\nAnswers ({mode} retrieval, {model}):")
         print(format_answers(answers))
-        latency = per_retriever[modes[0]]["latency"]
+        latency = per_retriever[mode]["latency"]
         print(f"{'first token s':>24}: {latency['first_token_s']}")
         print(f"{'prompt tokens':>24}: {latency['prompt_tokens']}")
     if follow_ups is not None:
-        print(f"\nFollow-up turns ({modes[0]} retrieval), article recall@5:")
+        print(f"\nFollow-up turns ({mode} retrieval), article recall@5:")
         print(format_follow_up(follow_ups["rewrites"]))
-    if args.report is not None:
-        for path in write_report(report, runs, args.report):
-            print(f"wrote {path}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ def follow_up_recall(
     queries found a gold article."""
 
     def hit(query: str, turn: Turn) -> float:
-        retrieved, _ = retriever.timed_search(query, k)
+        retrieved = retriever.search(query, k).passages
         return recall_at_k([h.chunk.article_id for h in retrieved], set(turn.article_ids), k)
 
     first: list[float] = []

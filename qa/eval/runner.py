@@ -136,8 +136,11 @@ def run_questions(
         exclude = set(question.article_ids) if question.id in hidden else set()
         # Retrieval metrics need the top 10; the chain retrieves its own top_k again (a few ms
         # beside seconds of generation) so that the answer path is exactly the product's.
-        retrieved, timings = retriever.timed_search(question.question, SEARCH_DEPTH, exclude)
-        relevance = gather_evidence(retriever, question.question, retrieved[:top_k]).best_relevance
+        found = retriever.search(question.question, SEARCH_DEPTH, exclude)
+        retrieved, timings = found.passages, dict(found.timings)
+        relevance = gather_evidence(
+            retriever, question.question, retrieved[:top_k], found.question_vector
+        ).best_relevance
         answer = None
         if chain is not None:
             answer = chain.invoke(

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from index.backends import SERVER_POLL_SECONDS, connect
-from index.build import plan_changes, rebuild_index, sync_index
+from index.build import rebuild_index, sync_index
 from index.config import IndexSettings
 from index.embeddings import Embedder
 from index.errors import IndexMismatchError
 from index.fingerprint import fingerprint_for
 from index.layout import list_builds
 from index.manifest import ArticleEntry
+from index.plan import plan_changes
 from index.reader import open_store
 from index.sources import load_sources
 from index.types import Article

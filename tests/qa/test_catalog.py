@@ -61,7 +61,7 @@ def test_added_file_is_saved_in_the_upload_folder_and_indexed(
     assert result.saved[0].startswith("ferry-notes-")
     assert (upload_folder(settings) / result.saved[0]).read_text(encoding="utf-8") == ARTICLE
     assert steps[0] == "Reading articles"
-    hits = retriever.search("How often will the Tollhaven ferry sail in winter?")
+    hits = retriever.search("How often will the Tollhaven ferry sail in winter?").passages
     assert hits[0].chunk.title == "Ferry timetable changes in winter"
     again = add_articles(settings, retriever, [upload], [])  # the same file twice: one article
     assert again.report is not None

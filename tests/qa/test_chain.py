@@ -13,9 +13,10 @@ from langchain_core.runnables import Runnable
 
 from index.errors import IndexMismatchError, IndexNotBuiltError
 from qa import NOT_COVERED, Answer, QAChain, build_chain
-from qa.chain import build_messages, build_retriever, gather_evidence, passage_heading
+from qa.chain import build_retriever, gather_evidence
 from qa.config import Settings
 from qa.errors import QuestionError
+from qa.prompt import build_messages, passage_heading
 from qa.retrieval import PassageRetriever
 from tests.conftest import XINHUA_TITLE, make_settings
 from tests.support.factories import RecordingChatModel
@@ -94,14 +95,14 @@ def test_empty_question_gets_a_friendly_message_and_no_retrieval(
 ) -> None:
     searched: list[str] = []
     retriever = type(fake_recording_chain.retriever)
-    real_search = retriever.timed_search
+    real_search = retriever.search
 
     def spy(self: PassageRetriever, question: str, *args: Any, **kwargs: Any) -> Any:
         searched.append(question)
         return real_search(self, question, *args, **kwargs)
 
-    # The chain retrieves through `timed_search` (`search` calls it too).
-    monkeypatch.setattr(retriever, "timed_search", spy)
+    # The chain retrieves through `search`, its one way to retrieve.
+    monkeypatch.setattr(retriever, "search", spy)
     with pytest.raises(QuestionError, match="Please type a question"):
         fake_recording_chain.invoke(question)
     assert searched == []
@@ -122,7 +123,7 @@ def test_chain_and_retriever_are_langchain_runnables(fake_chain: QAChain) -> Non
 
 
 def test_history_goes_to_the_model_but_refusals_do_not(fake_chain: QAChain) -> None:
-    passages = fake_chain.retriever.search("Who is Wang Lei?")
+    passages = fake_chain.retriever.search("Who is Wang Lei?").passages
     evidence = gather_evidence(fake_chain.retriever, "Where did Wang Lei speak?", passages)
     history = [
         ("What is the weather?", NOT_COVERED),
@@ -143,7 +144,7 @@ def test_the_rules_and_example_are_a_fixed_prefix_the_model_can_cache(fake_chain
     prompts = []
     for question in ("Who is Wang Lei?", "Who won Super Bowl 50?"):
         evidence = gather_evidence(
-            fake_chain.retriever, question, fake_chain.retriever.search(question)
+            fake_chain.retriever, question, fake_chain.retriever.search(question).passages
         )
         prompts.append(build_messages(question, evidence, (), count, 160))
     first, second = prompts
@@ -154,7 +155,7 @@ def test_the_rules_and_example_are_a_fixed_prefix_the_model_can_cache(fake_chain
 
 
 def test_prompt_holds_only_the_best_sentences_within_the_budget(fake_chain: QAChain) -> None:
-    passages = fake_chain.retriever.search("Who is Wang Lei?")
+    passages = fake_chain.retriever.search("Who is Wang Lei?").passages
     evidence = gather_evidence(fake_chain.retriever, "Who is Wang Lei?", passages)
     count = fake_chain.retriever.embedder.count_tokens
     small = build_messages("Who is Wang Lei?", evidence, (), count, 40)[-1].content

@@ -47,14 +47,16 @@ def test_search_keeps_only_what_the_filter_allows(
     keyword = store.keyword_index() if mode != "dense" else None
     retriever = PassageRetriever(embedder=embedder, store=store, keyword=keyword, mode=mode, k=4)
     question = "Who is Wang Lei?"
-    wiki = retriever.search(question, filters=PassageFilter(frozenset({WIKIPEDIA})))
+    wiki = retriever.search(question, filters=PassageFilter(frozenset({WIKIPEDIA}))).passages
     assert len(wiki) == 4
     assert {h.chunk.source for h in wiki} == {WIKIPEDIA}
     assert [h.rank for h in wiki] == [1, 2, 3, 4]
-    dated = retriever.search(question, filters=PassageFilter(published_from="2024-01-01"))
+    dated = retriever.search(question, filters=PassageFilter(published_from="2024-01-01")).passages
     assert dated
     assert {h.chunk.title for h in dated} == {XINHUA_TITLE}
-    assert retriever.search(question, filters=PassageFilter(published_to="2023-12-31")) == []
+    assert (
+        retriever.search(question, filters=PassageFilter(published_to="2023-12-31")).passages == ()
+    )
 
 
 def test_chain_answers_not_covered_outside_the_dates(smol_chain: QAChain) -> None:

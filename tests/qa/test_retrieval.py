@@ -8,7 +8,8 @@ import pytest
 
 from index.types import Chunk
 from qa.chain import build_retriever
-from qa.retrieval import Candidate, PassageRetriever, fuse_rankings, limit_per_article
+from qa.retrieval import PassageRetriever, fuse_rankings, limit_per_article
+from qa.types import RetrievedChunk
 from tests.conftest import XINHUA_TITLE, make_settings
 
 
@@ -36,7 +37,7 @@ def test_every_mode_finds_the_article_and_reports_similarity(
     hybrid: PassageRetriever, mode: str
 ) -> None:
     retriever = hybrid.model_copy(update={"mode": mode})
-    hits = retriever.search("Wang Lei coordinator for cyber and digital affairs", 4)
+    hits = retriever.search("Wang Lei coordinator for cyber and digital affairs", 4).passages
     assert hits[0].chunk.title == XINHUA_TITLE
     assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
     assert all(-1.0 <= h.similarity <= 1.0 for h in hits)
@@ -46,20 +47,20 @@ def test_every_mode_finds_the_article_and_reports_similarity(
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
 def test_every_mode_honours_exclusions(hybrid: PassageRetriever, mode: str) -> None:
     retriever = hybrid.model_copy(update={"mode": mode})
-    xinhua = retriever.search("Wang Lei", 1)[0].chunk.article_id
-    hits = retriever.search("Wang Lei", 4, exclude_articles={xinhua})
+    xinhua = retriever.search("Wang Lei", 1).passages[0].chunk.article_id
+    hits = retriever.search("Wang Lei", 4, exclude_articles={xinhua}).passages
     assert xinhua not in {h.chunk.article_id for h in hits}
 
 
 def test_keyword_search_finds_names_that_embeddings_miss(hybrid: PassageRetriever) -> None:
     question = "Who is Manon Le Blanc?"
-    keyword_hits = hybrid.model_copy(update={"mode": "bm25"}).search(question, 1)
+    keyword_hits = hybrid.model_copy(update={"mode": "bm25"}).search(question, 1).passages
     assert keyword_hits[0].chunk.title == XINHUA_TITLE
     assert "Manon Le Blanc" in keyword_hits[0].chunk.text
 
 
-def candidate(article: str, n: int) -> Candidate:
-    return (Chunk(f"{article}{n}", article, n, "text", 0, 4, "T"), 1.0 / n, 0.5)
+def candidate(article: str, n: int) -> RetrievedChunk:
+    return RetrievedChunk(Chunk(f"{article}{n}", article, n, "text", 0, 4, "T"), 1.0 / n, n, 0.5)
 
 
 @pytest.mark.parametrize(
@@ -74,7 +75,7 @@ def candidate(article: str, n: int) -> Candidate:
 def test_limit_per_article(limit: int, k: int, expected: list[str]) -> None:
     ranked = [candidate("a", 1), candidate("a", 2), candidate("b", 3), candidate("b", 4)]
     ranked += [candidate("c", 5), candidate("a", 6)]
-    assert [c[0].id for c in limit_per_article(ranked, limit, k)] == expected
+    assert [c.chunk.id for c in limit_per_article(ranked, limit, k)] == expected
 
 
 @pytest.mark.parametrize("mode", ["dense", "hybrid"])
@@ -82,7 +83,7 @@ def test_a_limit_per_article_spreads_passages_over_articles(
     hybrid: PassageRetriever, mode: str
 ) -> None:
     limited = hybrid.model_copy(update={"mode": mode, "max_per_article": 1})
-    hits = limited.search("Who is Wang Lei?", 4)
+    hits = limited.search("Who is Wang Lei?", 4).passages
     assert len(hits) == 4
     assert len({h.chunk.article_id for h in hits}) == 4
     assert hits[0].chunk.title == XINHUA_TITLE

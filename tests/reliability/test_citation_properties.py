@@ -172,7 +172,7 @@ def extractive_chain(sample_index: Any) -> QAChain:
 @pytest.fixture(scope="module")
 def evidence(extractive_chain: QAChain) -> Evidence:
     retriever = extractive_chain.retriever
-    hits = retriever.timed_search(QUESTION, 4, (), None)[0]
+    hits = retriever.search(QUESTION, 4, (), None).passages
     assert len(hits) == 4
     return gather_evidence(retriever, QUESTION, hits)
 

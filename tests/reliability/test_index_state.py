@@ -23,12 +23,13 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from index.build import IndexReport, rebuild_index, sync_index
+from index.build import rebuild_index, sync_index
 from index.config import IndexSettings
 from index.embeddings import Embedder
 from index.errors import CiteqaIndexError
 from index.fingerprint import fingerprint_for
 from index.layout import IndexLayout, list_builds, read_pointer
+from index.plan import IndexReport
 from index.reader import Store, open_store
 from tests.conftest import ReliabilityRow, examples
 
