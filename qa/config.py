@@ -8,7 +8,11 @@ from typing import Literal
 from pydantic import Field, SecretStr
 
 from index.config import IndexSettings
-from qa.grounding import SUPPORT_THRESHOLD
+
+# A sentence must reach this support score (qa.evidence.support_score) to count as backed by a
+# passage: the default of `CITEQA_MIN_SUPPORT`, chosen on SQuAD dev answers
+# (docs/architecture.md, "Checked citations"); qa.grounding's default too.
+SUPPORT_THRESHOLD = 0.6
 
 RetrieverMode = Literal["dense", "bm25", "hybrid"]
 RETRIEVER_MODES: tuple[RetrieverMode, ...] = ("dense", "bm25", "hybrid")

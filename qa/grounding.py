@@ -9,14 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qa.citations import MARKER, find_markers
+from qa.config import SUPPORT_THRESHOLD
 from qa.evidence import Evidence, Support
 from qa.text import content_words, sentence_spans, strip_markers
 from qa.types import CheckedSentence, Citation, RetrievedChunk
 
-# A sentence must reach this support score (qa.evidence.support_score) to count as backed by a
-# passage: the default of `CITEQA_MIN_SUPPORT`, chosen on SQuAD dev answers
-# (docs/architecture.md, "Checked citations").
-SUPPORT_THRESHOLD = 0.6
 _LEADING_MARKERS = re.compile(rf"^(?:\s*{MARKER.pattern})+")
 _TRAILING_PUNCTUATION = re.compile(r"[.!?;:]+$")
 _FILLER = frozenset({"yes", "no", "indeed"})
