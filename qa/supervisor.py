@@ -193,7 +193,9 @@ class Supervisor:
                         return
                     else:
                         finished = True
-                        raise ModelWorkerError(f"The language model failed: {event['message']}")
+                        raise ModelWorkerError(
+                            f"The model process could not answer: {event['message']}"
+                        )
             finally:
                 if not finished:  # the caller stopped reading: stop the worker's answer too
                     self._cancel(process)
