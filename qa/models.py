@@ -19,7 +19,6 @@ log = logging.getLogger(__name__)
 
 QWEN = "qwen2.5-coder-1.5b"
 SMOLLM2 = "smollm2-135m"
-PACKAGED_MODELS = (QWEN, SMOLLM2)
 
 QWEN_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 QWEN_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
