@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -66,8 +67,6 @@ def running(command: list[str] | None, env: dict[str, str]) -> Iterator[None]:
         return
     stop = False
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    import threading
 
     def keep() -> None:
         nonlocal process

@@ -107,9 +107,10 @@ def build_key(args: Sequence[str], machine: str | None = None) -> str:
     return f"{LLAMA_CPP_VERSION}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
-def parse_system_info(info: str) -> frozenset[str]:
-    """The features `llama_print_system_info()` reports as compiled in (`NAME = 1`)."""
-    return frozenset(re.findall(r"\b([A-Z][A-Z0-9_]*) = 1\b", info))
+def parse_system_info(info: str) -> tuple[str, ...]:
+    """The features `llama_print_system_info()` reports as compiled in (`NAME = 1`), in its
+    order."""
+    return tuple(re.findall(r"\b([A-Z][A-Z0-9_]*) = 1\b", info))
 
 
 def build_mismatch(system_info: str, cpu_flags: Iterable[str]) -> list[str]:

@@ -16,7 +16,13 @@ from index.embeddings import open_embedder_for
 from index.errors import CiteqaError
 from index.reader import open_store
 from qa.config import Settings
-from qa.cpu import build_mismatch, enabled_options, read_cpu_flags, read_cpu_model
+from qa.cpu import (
+    build_mismatch,
+    enabled_options,
+    parse_system_info,
+    read_cpu_flags,
+    read_cpu_model,
+)
 from qa.llm import LocalChatModel, check_generation, open_llm
 from qa.prompt import fixed_messages
 from qa.supervisor import describe_exit, worker_command
@@ -68,8 +74,7 @@ def check_build() -> Check:
     reinstall = "Reinstall it for this CPU: rm -rf .venv && make install"
     if info is None:
         return Check("llama.cpp build", False, f"cannot be loaded: {problem}", reinstall)
-    cpu_part = info.split("CPU :", 1)[-1].split("|")
-    built = " ".join(p.split("=")[0].strip() for p in cpu_part if p.strip().endswith("= 1"))
+    built = " ".join(parse_system_info(info))
     wrong = build_mismatch(info, read_cpu_flags())
     if wrong:
         return Check(

@@ -86,7 +86,20 @@ def open_server_model(settings: Settings) -> BaseChatModel:
     return ServerChatModel(chat=chat, base_url=base_url, timeout_s=settings.llm_timeout_s)
 
 
-class ServerChatModel(BaseChatModel):
+class StreamingChatModel(BaseChatModel):
+    """A chat model that only streams: a whole answer is its streamed chunks joined."""
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
+
+
+class ServerChatModel(StreamingChatModel):
     """A chat model on a server whose failures become `GenerationError`s saying what to do."""
 
     chat: BaseChatModel
@@ -100,16 +113,6 @@ class ServerChatModel(BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {"base_url": self.base_url, **self.chat._identifying_params}
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        # The server always streams, so a whole answer is its streamed chunks joined.
-        return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
 
     def _stream(
         self,
@@ -202,7 +205,7 @@ def check_gguf(model_path: Path) -> None:
         )
 
 
-class LocalChatModel(BaseChatModel):
+class LocalChatModel(StreamingChatModel):
     """A chat model on llama.cpp in a worker process (`qa.supervisor`): its failures are
     `ModelWorkerError`s saying what happened, and the next call gets a fresh worker."""
 
@@ -217,15 +220,6 @@ class LocalChatModel(BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {"model_path": self.model_path, **self.params}
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
 
     def _stream(
         self,

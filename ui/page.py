@@ -4,6 +4,7 @@ index's status and example questions, uploads with progress)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,6 +64,19 @@ COPY_JS = """(text) => {
 # ---- the handlers ----
 
 
+@contextlib.contextmanager
+def page_errors(log_line: str, failure: str) -> Iterator[None]:
+    """citeqa's own errors shown on the page as they are; anything else logged with
+    `log_line` and shown as `failure` (the one place the page turns errors into text)."""
+    try:
+        yield
+    except CiteqaError as e:
+        raise gr.Error(str(e)) from e
+    except Exception as e:
+        log.exception(log_line)
+        raise gr.Error(failure) from e
+
+
 class Handlers:
     """The page's event handlers for one chain (its settings say how uploads are indexed and
     checked)."""
@@ -90,7 +104,8 @@ class Handlers:
             filters = build_filter(outlets, date_from, date_to)
         except ValueError as e:  # a date field filled in wrongly
             raise gr.Error(str(e)) from e
-        try:
+        failure = "Something went wrong while answering; the details are in the server log."
+        with page_errors("answering failed", failure):
             chosen = self.fast_chain if fast else self.chain
             shown = " ".join((question or "").split())
             number = turns[-1].number + 1 if turns else 1
@@ -110,13 +125,6 @@ class Handlers:
                     draft += event
                     shown_draft = [*pending, {"role": "assistant", "content": draft_html(draft)}]
                     yield chat_messages(turns) + shown_draft, turns, panel, copy, ""
-        except CiteqaError as e:
-            raise gr.Error(str(e)) from e
-        except Exception as e:
-            log.exception("answering failed")
-            raise gr.Error(
-                "Something went wrong while answering; the details are in the server log."
-            ) from e
 
     def new_conversation(self) -> tuple[Any, ...]:
         return [], [], EMPTY_SOURCES, "", ""
@@ -153,7 +161,11 @@ class Handlers:
         def steps(step: str, done: int, total: int) -> None:
             progress((done, total) if total else None, desc=step)
 
-        try:
+        failure = (
+            "Adding the articles failed; the index is unchanged and the details are in the "
+            "server log."
+        )
+        with page_errors("adding articles failed", failure):
             result = add_articles(
                 self.settings,
                 self.chain.retriever,
@@ -162,14 +174,6 @@ class Handlers:
                 steps,
                 allow_private_urls=self.allow_private_urls,
             )
-        except CiteqaError as e:
-            raise gr.Error(str(e)) from e
-        except Exception as e:
-            log.exception("adding articles failed")
-            raise gr.Error(
-                "Adding the articles failed; the index is unchanged and the details are in the "
-                "server log."
-            ) from e
         return upload_html(result), None, ""
 
 

@@ -17,7 +17,7 @@ import pytest
 from index.config import IndexSettings
 from index.embeddings import Embedder
 from index.layout import IndexLayout
-from tests.support.servers import free_port
+from tests.support.servers import free_port, stop_process
 
 CHROMA = Path(sys.executable).parent / "chroma"
 
@@ -124,12 +124,7 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.2)
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server, timeout_s=10)
 
 
 @pytest.fixture(params=["local", "server"])

@@ -21,7 +21,7 @@ from qa.errors import GenerationError
 from qa.llm import count_prompt_tokens, open_llm
 from qa.models import SMOLLM2, resolve_model_path
 from tests.conftest import XINHUA_TITLE
-from tests.support.servers import answers_http, free_port
+from tests.support.servers import answers_http, free_port, stop_process
 
 SERVER_START_S = 180.0
 COMPLETION_SERVED = '"POST /v1/chat/completions HTTP/1.1" 200'
@@ -63,12 +63,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
             time.sleep(0.2)
         yield LlamaServer(url=f"http://127.0.0.1:{port}/v1", log=log)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout_s=15)
 
 
 def tail(log: Path, lines: int = 40) -> str:

@@ -42,10 +42,9 @@ from huggingface_hub import constants as hub_constants
 
 from index.build import rebuild_index
 from index.embeddings import Embedder
-from index.offline import OFFLINE_ENV
 from qa.eval.data import load_questions
 from tests.conftest import ROOT, SAMPLE_ARTICLES, ReliabilityRow, make_settings
-from tests.support.servers import Served, serve_app
+from tests.support.servers import Served, serve_app, user_env
 
 # The shared evaluation sets sit beside the repository (as bench/ finds them); without them the
 # load uses the bundled SQuAD dev questions about the sample articles.
@@ -184,9 +183,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Corp
 
 def app_env(corpus: Corpus, **settings: str) -> dict[str, str]:
     """This environment without any CITEQA_* setting of the caller, offline, plus `settings`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CITEQA_")}
-    env.update(OFFLINE_ENV)
-    env.update(
+    env = user_env(
         CITEQA_INDEX_DIR=str(corpus.index),
         CITEQA_ARTICLES_DIR=str(corpus.articles),
         CITEQA_LLM_THREADS="2",

@@ -29,7 +29,7 @@ from gradio_client import Client
 from index.offline import OFFLINE_ENV
 from tests.conftest import ROOT, ReliabilityRow
 from tests.offline_guard import OUTBOUND, OutboundConnectionError, is_loopback
-from tests.support.servers import free_port
+from tests.support.servers import free_port, stop_process
 
 # TEST-NET-1 (RFC 5737): never routed, so nothing is sent even if a guard failed.
 NOWHERE = "192.0.2.1"
@@ -267,12 +267,7 @@ def audited_app(
             time.sleep(0.5)
         yield url, audit_log, process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout_s=20)
 
 
 def page_answers(port: int) -> bool:

@@ -12,15 +12,14 @@ from pathlib import Path
 
 from index.config import IndexSettings
 from index.layout import IndexLayout, list_builds
-from tests.support.servers import ROOT
+from tests.support.servers import ROOT, user_env
 
 
 def ask(
     *args: str, index_dir: Path, model: str = "smollm2-135m", options: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
     """`python -m qa [options] ask ARGS` over `index_dir`, with no CITEQA_* settings but these."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CITEQA_")}
-    env.update(CITEQA_INDEX_DIR=str(index_dir), CITEQA_LLM_MODEL=model, CITEQA_LLM_THREADS="2")
+    env = user_env(CITEQA_INDEX_DIR=str(index_dir), CITEQA_LLM_MODEL=model, CITEQA_LLM_THREADS="2")
     return subprocess.run(
         [sys.executable, "-m", "qa", *options, "ask", *args],
         cwd=ROOT,

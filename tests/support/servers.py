@@ -12,11 +12,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.client import HTTPConnection
 from pathlib import Path
+from typing import Any
 
 import psutil  # type: ignore[import-untyped]  # no stubs
 
+from index.offline import OFFLINE_ENV
+
 ROOT = Path(__file__).resolve().parents[2]
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def stop_process(process: subprocess.Popen[Any], timeout_s: float = 15) -> None:
+    """Ask `process` to end; kill it if it has not within `timeout_s`."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def free_port() -> int:
@@ -90,9 +102,4 @@ def serve_app(
             time.sleep(0.5)
         yield served
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
+        stop_process(process, timeout_s=30)
