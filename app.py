@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CiteqaError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 1
-    launch_demo(create_demo(chain), settings, port=settings.port)
+    launch_demo(create_demo(chain), settings, port=settings.port, chain=chain)
     return 0
 
 

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from index.errors import CiteqaIndexError
-from index.records import chunk_from_record
+from index.records import PUBLISHED_DAY, chunk_from_record
 from index.stored import RetrievedChunk
+from index.types import DayRange
 
 if TYPE_CHECKING:
     from index.backends import ChromaCollection, Where
@@ -44,19 +45,23 @@ def query_collection(
     vector: Sequence[float],
     k: int,
     exclude_articles: Collection[str] = (),
+    days: DayRange | None = None,
+    within: Sequence[str] | None = None,
 ) -> list[RetrievedChunk]:
     """The `k` records closest to `vector`, closest first (ranked from 1, scored by cosine
-    similarity), leaving out `exclude_articles`."""
-    where = (
-        cast("Where", {"article_id": {"$nin": sorted(exclude_articles)}})
-        if exclude_articles
-        else None
-    )
+    similarity), leaving out `exclude_articles` and, when `days` is bounded, records published
+    outside it; `within`, the ids of the records published in `days` when the caller knows them,
+    is the fast way (Chroma's `where` on a number scans every record's metadata). Either way
+    the filter applies before ranking, so a narrow range still gives `k` records."""
+    if within is not None and not within:
+        return []
+    where = where_clause(exclude_articles, None if within is not None else days)
     try:
         result = collection.query(
             query_embeddings=np.asarray([vector], dtype=np.float32),
             n_results=k,
-            where=where,
+            where=cast("Where", where),
+            ids=list(within) if within is not None else None,
             include=["documents", "metadatas", "distances"],
         )
     except Exception as e:  # chromadb raises many unrelated types
@@ -70,3 +75,17 @@ def query_collection(
         RetrievedChunk(chunk_from_record(i, d or "", dict(m or {})), 1.0 - x, rank, 1.0 - x)
         for rank, (i, d, m, x) in enumerate(rows, start=1)
     ]
+
+
+def where_clause(exclude_articles: Collection[str], days: DayRange | None) -> dict[str, Any] | None:
+    """Chroma's `where` for a search: articles left out, publication days kept (None: all)."""
+    conditions: list[dict[str, Any]] = []
+    if exclude_articles:
+        conditions.append({"article_id": {"$nin": sorted(exclude_articles)}})
+    if days is not None and days.bounded:
+        conditions.append({PUBLISHED_DAY: {"$gte": days.lowest}})
+        if days.last is not None:
+            conditions.append({PUBLISHED_DAY: {"$lte": days.last}})
+    if not conditions:
+        return None
+    return conditions[0] if len(conditions) == 1 else {"$and": conditions}

@@ -8,8 +8,10 @@ the web page) turns `CiteqaError` into text in one place. The tree:
     │   │                            ArticleLoadError, ModelNotFoundError, IndexDamagedError,
     │   │                            IndexBusyError, IndexServerError, IndexWriteError
     │   └── FetchError               index.fetch: a URL that cannot be fetched or read
+    │       └── BlockedAddressError  index.fetch: a URL or redirect to a private address
     └── CiteqaQAError                qa.errors: QuestionError, ModelFileError, GenerationError
-        │                            (ModelWorkerError), UploadError
+        │                            (ModelWorkerError), UploadError, ChatRequestError,
+        │                            ConversationStoreError, BusyError
         └── EvalDataError            qa.eval.data (ConversationDataError, qa.eval.conversations)
 
 `prompts.PromptError` stays outside on purpose: it means a template and its caller disagree, a

@@ -1,26 +1,38 @@
-"""Fetching web pages and RSS/Atom feeds over HTTP (the only importer of httpx and feedparser).
+"""Fetching web pages and RSS/Atom feeds over HTTP (the only importer of httpx, httpcore and
+feedparser).
 
-`open_fetcher` gives a `Fetcher` that follows redirects, sends the User-Agent `citeqa`, stops at a
-timeout and at a size cap, and turns every failure (non-2xx answers, timeouts, unwanted content
-types, oversized bodies, unreachable hosts) into a `FetchError` with a readable reason.
-`parse_feed` reads a fetched RSS or Atom document into plain `FeedEntry` values.
+`open_fetcher` gives a `Fetcher` that follows redirects (at most `MAX_REDIRECTS`, each hop
+checked), sends the User-Agent `citeqa`, stops at a timeout and at a size cap, and turns every
+failure (non-2xx answers, timeouts, unwanted content types, oversized bodies, unreachable hosts)
+into a `FetchError` with a readable reason. `parse_feed` reads a fetched RSS or Atom document into
+plain `FeedEntry` values.
+
+Inside `public_addresses_only()` (the web page open to a network), fetchers connect to public
+addresses only: every connection, the first and each redirect's, resolves its host once, is
+refused when any address is loopback, private, link-local, multicast or reserved, and connects to
+the address it checked (so a second DNS answer cannot swap it), with no proxy in between.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
+import ipaddress
 import re
+import socket
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from index.errors import CiteqaIndexError
 
 if TYPE_CHECKING:
+    import httpcore
     import httpx
 
 USER_AGENT = "citeqa/0.1 (news question answering; article ingestion)"
@@ -37,10 +49,88 @@ _ACCEPT = (
 _FEED_ROOT = re.compile(
     rb"\A(?:\s|<\?[^>]*\?>|<!--.*?-->|<!DOCTYPE[^>]*>)*<(?:rss|feed|rdf:RDF)\b", re.DOTALL
 )
+MAX_REDIRECTS = 10  # hops one fetch follows, each checked like the first
+# Set by `public_addresses_only()`: fetchers opened meanwhile connect to public addresses only.
+_PUBLIC_ONLY: ContextVar[bool] = ContextVar("citeqa_fetch_public_only", default=False)
 
 
 class FetchError(CiteqaIndexError):
     """A URL could not be fetched or read; the message is the reason, for people."""
+
+
+class BlockedAddressError(FetchError):
+    """A fetch would have connected to a loopback, private, link-local or reserved address."""
+
+
+@contextlib.contextmanager
+def public_addresses_only() -> Iterator[None]:
+    """Within this block, `open_fetcher` gives fetchers that connect to public addresses only
+    (for a page open to the network, whose users must not reach this machine's or its network's
+    services through it)."""
+    token = _PUBLIC_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _PUBLIC_ONLY.reset(token)
+
+
+def is_public_address(address: str) -> bool:
+    """Whether a fetch may connect to this IP address: not loopback, private, link-local,
+    multicast, reserved or unspecified (an IPv4-mapped IPv6 address counts as its IPv4 one)."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def resolve_host(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to (once), in the resolver's order, without repeats."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class PublicOnlyBackend:
+    """httpcore's network backend for public addresses only: resolves the host once, refuses
+    (`BlockedAddressError`) when any of its addresses is not public, then connects to the
+    addresses it checked, in order; TLS still checks the certificate against the host name."""
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        import httpcore
+
+        try:
+            addresses = resolve_host(host, port)
+        except OSError as e:
+            raise httpcore.ConnectError(f"the host {host} cannot be resolved ({e})") from e
+        for address in addresses:
+            if not is_public_address(address):
+                named = address if address == host else f"{host} resolves to {address}, which"
+                raise BlockedAddressError(
+                    f"{named} is a local or private address; a page open to the network fetches "
+                    "public addresses only"
+                )
+        inner = httpcore.SyncBackend()
+        failure: Exception = httpcore.ConnectError(f"the host {host} has no address")
+        for address in addresses:
+            try:
+                return inner.connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as e:  # the next address may answer
+                failure = e
+        raise failure
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        raise BlockedAddressError("local sockets are never fetched")
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +175,18 @@ class Feed:
 class Fetcher:
     """Gets URLs with one HTTP client; close it (or use `with`) when done."""
 
-    def __init__(self, client: httpx.Client, *, timeout_s: float, max_bytes: int) -> None:
+    def __init__(
+        self,
+        client: httpx.Client,
+        *,
+        timeout_s: float,
+        max_bytes: int,
+        max_redirects: int = MAX_REDIRECTS,
+    ) -> None:
         self._client = client
         self._timeout_s = timeout_s
         self._max_bytes = max_bytes
+        self._max_redirects = max_redirects
 
     def get(self, url: str, accept: Collection[str]) -> Page:
         """The document at `url`, if its media type is in `accept`; `FetchError` otherwise."""
@@ -96,7 +194,7 @@ class Fetcher:
 
         deadline = time.monotonic() + self._timeout_s
         try:
-            with self._client.stream("GET", url) as response:
+            with self._open(url) as response:
                 if not response.is_success:
                     raise FetchError(
                         f"the server answered {response.status_code} {response.reason_phrase}"
@@ -123,10 +221,34 @@ class Fetcher:
                 f"no complete answer within {self._timeout_s:g} s (timed out); "
                 "try again later or raise the timeout"
             ) from e
-        except httpx.TooManyRedirects as e:
-            raise FetchError("too many redirects") from e
         except (httpx.HTTPError, httpx.InvalidURL) as e:
             raise FetchError(f"cannot fetch the URL ({e.__class__.__name__}: {e})") from e
+
+    @contextlib.contextmanager
+    def _open(self, url: str) -> Iterator[httpx.Response]:
+        """The response at the end of `url`'s redirects, each hop followed here: an http(s) URL,
+        at most `max_redirects` of them, each connection made by the client's transport (which
+        checks the address it connects to when public addresses only are allowed)."""
+        request = self._client.build_request("GET", url)
+        for hop in range(self._max_redirects + 1):
+            try:
+                response = self._client.send(request, stream=True, follow_redirects=False)
+            except BlockedAddressError as e:
+                if hop:
+                    raise BlockedAddressError(f"redirected to {request.url}: {e}") from e
+                raise
+            following = response.next_request
+            if following is None:
+                try:
+                    yield response
+                finally:
+                    response.close()
+                return
+            response.close()
+            if following.url.scheme not in ("http", "https"):
+                raise FetchError(f"redirected to a {following.url.scheme}: URL, not http(s)")
+            request = following
+        raise FetchError("too many redirects")
 
     def close(self) -> None:
         self._client.close()
@@ -147,17 +269,38 @@ class Fetcher:
         return f"the response is larger than the limit of {self._max_bytes:,} bytes{found}"
 
 
-def open_fetcher(*, timeout_s: float, max_bytes: int) -> Fetcher:
-    """A `Fetcher` with the citeqa User-Agent, redirects followed, a timeout and a size cap."""
+def open_fetcher(*, timeout_s: float, max_bytes: int, public_only: bool | None = None) -> Fetcher:
+    """A `Fetcher` with the citeqa User-Agent, redirects followed (each hop checked), a timeout
+    and a size cap. `public_only` (default: whether this runs inside `public_addresses_only()`)
+    connects to public addresses only, checked as it connects, and ignores proxy settings (the
+    address connected to must be the one checked)."""
     import httpx
 
+    if public_only is None:
+        public_only = _PUBLIC_ONLY.get()
     client = httpx.Client(
-        follow_redirects=True,
-        max_redirects=10,
+        follow_redirects=False,
         timeout=httpx.Timeout(timeout_s),
         headers={"User-Agent": USER_AGENT, "Accept": _ACCEPT},
+        transport=public_transport() if public_only else None,
+        trust_env=not public_only,
     )
     return Fetcher(client, timeout_s=timeout_s, max_bytes=max_bytes)
+
+
+def public_transport() -> httpx.HTTPTransport:
+    """httpx's transport with its connection pool on `PublicOnlyBackend`. httpx has no option
+    for a network backend, so its pool is replaced: tests/index/test_fetch_guard.py fails if a
+    new httpx stops using it."""
+    import httpcore
+    import httpx
+
+    transport = httpx.HTTPTransport(trust_env=False)
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False),
+        network_backend=cast("httpcore.NetworkBackend", PublicOnlyBackend()),
+    )
+    return transport
 
 
 def parse_content_type(value: str | None) -> tuple[str, str | None]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from index.chunking import searchable_text
 from index.layout import damaged
-from index.types import Chunk
+from index.types import Chunk, DayRange, day_number
 
 if TYPE_CHECKING:
     from bm25s import BM25
@@ -42,13 +42,29 @@ class _KeywordState:
     chunk_ids: list[str]
     article_ids: list[str]
     articles: Any  # numpy array of article_ids, for exclusion masks
+    ids: Any  # numpy array of chunk_ids, for the ids within a range of days
+    days: Any  # numpy array of publication days (YYYYMMDD, 0 unknown), or None (an older build)
 
 
 class KeywordIndex:
     """BM25 over chunk texts; `search` returns chunk ids, best first."""
 
-    def __init__(self, model: BM25, chunk_ids: list[str], article_ids: list[str]) -> None:
-        self._state = _KeywordState(model, chunk_ids, article_ids, np.asarray(article_ids))
+    def __init__(
+        self,
+        model: BM25,
+        chunk_ids: list[str],
+        article_ids: list[str],
+        days: list[int] | None = None,
+    ) -> None:
+        day_array = None if days is None else np.asarray(days, dtype=np.int64)
+        self._state = _KeywordState(
+            model,
+            chunk_ids,
+            article_ids,
+            np.asarray(article_ids),
+            np.asarray(chunk_ids, dtype=object),
+            day_array,
+        )
 
     @property
     def _model(self) -> BM25:
@@ -61,6 +77,27 @@ class KeywordIndex:
     @property
     def article_ids(self) -> list[str]:
         return self._state.article_ids
+
+    @property
+    def days(self) -> list[int] | None:
+        return None if self._state.days is None else [int(d) for d in self._state.days]
+
+    def ids_within(self, days: DayRange) -> list[str] | None:
+        """The ids of the chunks published within `days` (None for a build that does not know
+        its days): what a vector search is then limited to."""
+        state = self._state
+        if state.days is None:
+            return None
+        keep = state.days >= days.lowest
+        if days.last is not None:
+            keep &= state.days <= days.last
+        chosen: list[str] = state.ids[keep].tolist()
+        return chosen
+
+    @property
+    def days_indexed(self) -> bool:
+        """Whether a search can keep a range of publication days (builds before it could not)."""
+        return self._state.days is not None
 
     def follow(self, other: KeywordIndex) -> None:
         """Answer as `other` from now on (one assignment: a search sees one or the other)."""
@@ -82,17 +119,27 @@ class KeywordIndex:
         return math.log(1 + (total - frequency + 0.5) / (frequency + 0.5))
 
     def search(
-        self, query: str, k: int, exclude_articles: Collection[str] = ()
+        self,
+        query: str,
+        k: int,
+        exclude_articles: Collection[str] = (),
+        days: DayRange | None = None,
     ) -> list[KeywordHit]:
-        """The best `k` chunks for `query` with a score above zero, leaving out some articles."""
+        """The best `k` chunks for `query` with a score above zero, leaving out some articles
+        and, when `days` is bounded (and the build knows its days), chunks published outside it."""
         state = self._state
         vocab: dict[str, int] = state.model.vocab_dict
         tokens = [t for t in tokenize([query])[0] if t in vocab]
         if not tokens or k <= 0 or not state.chunk_ids:
             return []
-        mask = None
+        keep = np.ones(len(state.chunk_ids), dtype=bool)
         if exclude_articles:
-            mask = (~np.isin(state.articles, list(exclude_articles))).astype(np.float32)
+            keep &= ~np.isin(state.articles, list(exclude_articles))
+        if days is not None and days.bounded and state.days is not None:
+            keep &= state.days >= days.lowest
+            if days.last is not None:
+                keep &= state.days <= days.last
+        mask = None if keep.all() else keep.astype(np.float32)
         documents, scores = state.model.retrieve(
             [tokens], k=min(k, len(state.chunk_ids)), show_progress=False, weight_mask=mask
         )
@@ -118,7 +165,12 @@ def build_keyword_index(chunks: Sequence[Chunk], with_titles: bool = False) -> K
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     model = bm25s.BM25()
     model.index(tokenize([searchable_text(c, with_titles) for c in chunks]), show_progress=False)
-    return KeywordIndex(model, [c.id for c in chunks], [c.article_id for c in chunks])
+    return KeywordIndex(
+        model,
+        [c.id for c in chunks],
+        [c.article_id for c in chunks],
+        [day_number(c.published) or 0 for c in chunks],
+    )
 
 
 def save_keyword_index(keyword: KeywordIndex, directory: Path) -> None:
@@ -126,7 +178,13 @@ def save_keyword_index(keyword: KeywordIndex, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     keyword.save_model(directory)
     (directory / "chunks.json").write_text(
-        json.dumps({"chunk_ids": keyword.chunk_ids, "article_ids": keyword.article_ids}),
+        json.dumps(
+            {
+                "chunk_ids": keyword.chunk_ids,
+                "article_ids": keyword.article_ids,
+                "days": keyword.days,
+            }
+        ),
         encoding="utf-8",
     )
 
@@ -139,7 +197,13 @@ def load_keyword_index(directory: Path, expected_chunks: int) -> KeywordIndex:
     try:
         ids = json.loads((directory / "chunks.json").read_text(encoding="utf-8"))
         model = bm25s.BM25.load(str(directory), show_progress=False)
-        keyword = KeywordIndex(model, list(ids["chunk_ids"]), list(ids["article_ids"]))
+        days = ids.get("days")  # absent in builds written before days were indexed
+        keyword = KeywordIndex(
+            model,
+            list(ids["chunk_ids"]),
+            list(ids["article_ids"]),
+            None if days is None else [int(d) for d in days],
+        )
         documents = int(model.scores["num_docs"])
     except FileNotFoundError as e:
         raise damaged(f"The keyword index at {directory} is missing") from e
@@ -147,7 +211,11 @@ def load_keyword_index(directory: Path, expected_chunks: int) -> KeywordIndex:
         raise damaged(
             f"The keyword index at {directory} is damaged ({e.__class__.__name__})"
         ) from e
-    if documents != len(keyword) or len(keyword.article_ids) != len(keyword):
+    if (
+        documents != len(keyword)
+        or len(keyword.article_ids) != len(keyword)
+        or (days is not None and len(days) != len(keyword))
+    ):
         raise damaged(f"The keyword index at {directory} is damaged (inconsistent files)")
     if len(keyword) != expected_chunks:
         raise damaged(

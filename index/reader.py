@@ -23,11 +23,13 @@ from index.records import (
     ARTICLE_HASH,
     ARTICLE_ORIGIN,
     BUILT_AT,
+    DAYS_INDEXED,
+    LATEST_DAY,
     chunk_from_record,
     text_or_none,
 )
 from index.stored import IndexStats, RetrievedChunk, StoredChunk
-from index.types import Chunk
+from index.types import Chunk, DayRange
 
 if TYPE_CHECKING:
     from index.backends import ChromaCollection, ClientAPI
@@ -114,27 +116,56 @@ class Store:
     def count(self) -> int:
         return self._current.manifest.chunks
 
+    @property
+    def days_indexed(self) -> bool:
+        """Whether searches can keep a range of publication days inside the index (builds
+        written before days were indexed cannot: their readers filter after the search)."""
+        return bool((self._current.collection.metadata or {}).get(DAYS_INDEXED, False))
+
+    @property
+    def latest_day(self) -> int | None:
+        """The newest publication day in the build (YYYYMMDD, 0: none dated); None if unknown."""
+        value = (self._current.collection.metadata or {}).get(LATEST_DAY)
+        return None if value is None else int(value)
+
     def query(
         self,
         vector: Sequence[float],
         k: int,
         exclude_articles: Collection[str] = (),
         *,
+        days: DayRange | None = None,
         follow: bool = True,
     ) -> list[RetrievedChunk]:
-        """The `k` chunks closest to `vector`, closest first, leaving out `exclude_articles`;
-        from a newly published build, unless `follow` is off (a retriever that refreshed once
-        for its question)."""
+        """The `k` chunks closest to `vector`, closest first, leaving out `exclude_articles` and
+        chunks published outside `days`; from a newly published build, unless `follow` is off
+        (a retriever that refreshed once for its question)."""
         if k <= 0:
             return []
         if follow:
             self.refresh()
-        try:
-            return query_collection(self._current.collection, vector, k, exclude_articles)
-        except CiteqaIndexError:
-            if not self.refresh(force=True):  # the build may have been replaced under us
-                raise
-        return query_collection(self._current.collection, vector, k, exclude_articles)
+        for attempt in (1, 2):
+            build = self._current
+            within = self._ids_within(build, days) if days is not None and days.bounded else None
+            try:
+                return query_collection(build.collection, vector, k, exclude_articles, days, within)
+            except CiteqaIndexError:
+                # The build may have been replaced under us.
+                if attempt == 2 or not self.refresh(force=True):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _ids_within(self, build: _OpenBuild, days: DayRange) -> list[str] | None:
+        """The ids of `build`'s chunks published within `days`, from its keyword index's day
+        numbers (loaded once per build); None when they are not at hand (a server's build
+        without local files), and Chroma's `where` filters instead."""
+        with self._lock:
+            if build.keyword is None:
+                directory = self._backend.layout.keyword_dir(build.build_id)
+                if not directory.exists():
+                    return None
+                build.keyword = open_build_keyword_index(self._backend, build)
+            return build.keyword.ids_within(days)
 
     def get(
         self, chunk_ids: Sequence[str], *, follow: bool = True

@@ -10,13 +10,19 @@ import json
 from typing import Any
 
 from index.stored import StoredChunk
-from index.types import Chunk
+from index.types import Chunk, day_number
 
 # Chunk metadata beside `chunk_metadata`'s: what a manifest can be rebuilt from on another machine.
 ARTICLE_HASH = "article_hash"
 ARTICLE_ORIGIN = "article_origin"
-# The build's own metadata, beside its fingerprint: when it was written.
+# A chunk's publication day as the number YYYYMMDD (0: unknown), for date ranges searched inside
+# the index.
+PUBLISHED_DAY = "published_day"
+# The build's own metadata, beside its fingerprint: when it was written, and whether every dated
+# chunk carries `PUBLISHED_DAY` (builds written before it did are filtered after the search).
 BUILT_AT = "citeqa:built_at"
+DAYS_INDEXED = "citeqa:days_indexed"
+LATEST_DAY = "citeqa:latest_day"  # the newest publication day in the build (YYYYMMDD; 0: none)
 
 
 def record_metadata(chunk: Chunk, content_hash: str, origin: str) -> dict[str, str | int]:
@@ -25,10 +31,13 @@ def record_metadata(chunk: Chunk, content_hash: str, origin: str) -> dict[str, s
 
 
 def reorigin(stored: StoredChunk, origin: str) -> StoredChunk:
-    """A copied chunk whose article now comes from `origin` (a file renamed or moved)."""
-    if stored.metadata.get(ARTICLE_ORIGIN) == origin:
+    """A copied chunk whose article now comes from `origin` (a file renamed or moved), with its
+    publication day (a build written before days were indexed lacks it)."""
+    metadata = {**stored.metadata, ARTICLE_ORIGIN: origin}
+    metadata[PUBLISHED_DAY] = day_number(stored.chunk.published) or 0
+    if metadata == stored.metadata:
         return stored
-    return StoredChunk(stored.chunk, stored.vector, {**stored.metadata, ARTICLE_ORIGIN: origin})
+    return StoredChunk(stored.chunk, stored.vector, metadata)
 
 
 def chunk_metadata(chunk: Chunk) -> dict[str, str | int]:
@@ -44,6 +53,7 @@ def chunk_metadata(chunk: Chunk) -> dict[str, str | int]:
         value = getattr(chunk, key)
         if value:
             meta[key] = value
+    meta[PUBLISHED_DAY] = day_number(chunk.published) or 0
     if chunk.other_sources:  # Chroma metadata holds no lists of strings here: a JSON list
         meta["other_sources"] = json.dumps(list(chunk.other_sources), ensure_ascii=False)
     return meta

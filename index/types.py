@@ -124,6 +124,40 @@ def normalize_date(value: object) -> str | None:
         return None
 
 
+def day_number(value: object) -> int | None:
+    """A date as the number `YYYYMMDD` (how the index stores publication days, so that a date
+    range is a numeric range); None if unknown."""
+    day = normalize_date(value)
+    return int(day.replace("-", "")) if day else None
+
+
+@dataclass(frozen=True, slots=True)
+class DayRange:
+    """Publication days a search keeps, both ends included, as `YYYYMMDD` numbers (None: no
+    bound); chunks of unknown date (stored as day 0) are kept only when `undated` says so."""
+
+    first: int | None = None
+    last: int | None = None
+    undated: bool = False
+
+    @property
+    def bounded(self) -> bool:
+        return self.first is not None or self.last is not None
+
+    @property
+    def lowest(self) -> int:
+        """The smallest stored day kept: 0 lets chunks of unknown date through."""
+        if self.first is not None:
+            return self.first
+        return 0 if self.undated else 1
+
+    def allows(self, day: int | None) -> bool:
+        if not self.bounded:
+            return True
+        day = day or 0
+        return day >= self.lowest and (self.last is None or day <= self.last)
+
+
 @dataclass(frozen=True, slots=True)
 class Chunk:
     """A passage of one article; `start`/`end` are character offsets into `Article.text`."""

@@ -13,7 +13,7 @@ from index.collection import PAGE, query_collection
 from index.errors import CiteqaIndexError, IndexWriteError
 from index.layout import damaged
 from index.manifest import IndexFingerprint
-from index.records import BUILT_AT
+from index.records import BUILT_AT, DAYS_INDEXED, LATEST_DAY, PUBLISHED_DAY
 from index.stored import StoredChunk
 
 if TYPE_CHECKING:
@@ -28,10 +28,16 @@ class BuildWriter:
         self.build_id = build_id
         self.fingerprint = fingerprint
         self.built_at = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-        metadata: dict[str, Any] = {**fingerprint.to_metadata(), BUILT_AT: self.built_at}
+        metadata: dict[str, Any] = {
+            **fingerprint.to_metadata(),
+            BUILT_AT: self.built_at,
+            DAYS_INDEXED: True,
+        }
         with self._write_errors():
             self._client, self._collection = backend.create_collection(build_id, metadata)
         self._pending: list[StoredChunk] = []
+        self._metadata = metadata
+        self.latest_day = 0  # the newest publication day written (YYYYMMDD; 0: none dated)
 
     def add(self, items: Sequence[StoredChunk]) -> None:
         """Queue `items`; they are written a full page at a time (Chroma writes fewer, bigger
@@ -48,6 +54,8 @@ class BuildWriter:
             self._pending = []
 
     def _write(self, page: Sequence[StoredChunk]) -> None:
+        days = [int(s.metadata.get(PUBLISHED_DAY, 0) or 0) for s in page]
+        self.latest_day = max([self.latest_day, *days])
         with self._write_errors():
             self._collection.add(
                 ids=[s.chunk.id for s in page],
@@ -71,8 +79,11 @@ class BuildWriter:
 
     def verify(self, expected_chunks: int) -> None:
         """`IndexDamagedError` unless the build holds `expected_chunks` chunks and a probe query
-        finds a stored chunk again. Writes what is queued first."""
+        finds a stored chunk again. Writes what is queued first, and the newest publication day
+        into the build's metadata (a search capped at a later date needs no filter)."""
         self.flush()
+        with self._write_errors():
+            self._collection.modify(metadata={**self._metadata, LATEST_DAY: self.latest_day})
         count = int(self._collection.count())
         if count != expected_chunks:
             raise damaged(f"The new build holds {count} chunks, not {expected_chunks}")

@@ -6,6 +6,7 @@ for later calls; `build_chain(Settings(...))` gives a chain with settings of you
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from functools import cache
 
@@ -39,11 +40,14 @@ def default_chain() -> QAChain:
     return build_chain(Settings.from_env())
 
 
-def answer(question: str, history: History = ()) -> Answer:
-    """Answer from the indexed articles; `history` holds earlier (question, answer) pairs."""
-    return default_chain().invoke({"question": question, "history": history})
+def answer(question: str, history: History = (), as_of: dt.date | str | None = None) -> Answer:
+    """Answer from the indexed articles; `history` holds earlier (question, answer) pairs;
+    `as_of` is the date the question is asked on (a date or `YYYY-MM-DD`; default today)."""
+    return default_chain().invoke({"question": question, "history": history, "as_of": as_of})
 
 
-def stream(question: str, history: History = ()) -> Iterator[str | Answer]:
+def stream(
+    question: str, history: History = (), as_of: dt.date | str | None = None
+) -> Iterator[str | Answer]:
     """Yield the answer's text as it is written, then the complete `Answer`."""
-    return default_chain().events(question, history)
+    return default_chain().events(question, history, as_of=as_of)

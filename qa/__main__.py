@@ -24,6 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     ask = commands.add_parser("ask", help="answer one question")
     ask.add_argument("question", help="the question, in quotes")
+    ask.add_argument(
+        "--as-of",
+        metavar="YYYY-MM-DD",
+        help="the date the question is asked on: nothing published later is used, and 'this "
+        "week' or 'latest' are read against it (default: today)",
+    )
     commands.add_parser(
         "doctor",
         help="check the CPU, the llama.cpp build, the models, the index and a few tokens of "
@@ -38,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """The command named in `args`; its exit status."""
-    from qa.chain import build_chain, check_question
+    from qa.chain import build_chain, check_as_of, check_question
 
     settings = Settings.from_env()
     overrides = {
@@ -50,10 +56,11 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "doctor":
         return run_doctor(settings)
     check_question(args.question, settings.max_question_chars)
+    as_of = check_as_of(args.as_of)
     chain = build_chain(settings)
     streaming = sys.stdout.isatty()
     streamed: list[str] = []
-    for event in chain.events(args.question):
+    for event in chain.events(args.question, as_of=as_of):
         if isinstance(event, Answer):
             print_answer(event, "".join(streamed))
         elif streaming:
@@ -83,6 +90,8 @@ def print_answer(answer: Answer, streamed: str) -> None:
         print(("\nChecked answer: " if streamed else "") + answer.text)
     if answer.notice:
         print(f"\nNote: {answer.notice}")
+    if answer.time_scope:
+        print(f"\nSearched {answer.time_scope}, as of {answer.as_of}.")
     for sentence in answer.unsupported:
         print(f"\nUnsupported by the articles: {sentence}")
     if answer.citations:

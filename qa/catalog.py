@@ -8,6 +8,7 @@ and the articles of fetched URLs as `.json` files, into the upload folder
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -21,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from index.build import StepProgress, update_index
+from index.fetch import public_addresses_only
 from index.formats import SUPPORTED_SUFFIXES
 from index.manifest import Manifest
 from index.plan import IndexReport
@@ -125,7 +127,9 @@ def add_articles(
     fails, the files saved for it are removed again and the index is unchanged.
 
     `allow_private_urls=False` refuses URLs whose host is (or resolves to) a loopback, private,
-    link-local or reserved address, for a page exposed on a network.
+    link-local or reserved address, for a page exposed on a network: checked here first, then
+    again by the fetcher at every connection it makes (each redirect's included), on the address
+    it actually connects to.
     """
     check_origins(retriever.store.manifest, settings.articles_dir)
     folder = upload_folder(settings)
@@ -153,7 +157,9 @@ def add_articles(
         if refusal is not None:
             rejected.append(Rejection(url, refusal))
             continue
-        result = load_sources([url], dedup=False, max_bytes=settings.max_upload_mb * 1_000_000)
+        fetching = contextlib.nullcontext() if allow_private_urls else public_addresses_only()
+        with fetching:
+            result = load_sources([url], dedup=False, max_bytes=settings.max_upload_mb * 1_000_000)
         rejected.extend(result.rejected)
         for article in result.articles:
             keep(Path(f"{article.title[:60]}.json"), article_record(article))
@@ -213,7 +219,8 @@ def check_file(path: Path, max_mb: int) -> str | None:
 
 
 def check_url(url: str, allow_private: bool) -> str | None:
-    """Why `url` cannot be fetched from the page, or None."""
+    """Why `url` cannot be fetched from the page, or None: a first check, before any
+    connection (the fetcher checks every address it connects to again)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "not an http(s) URL"

@@ -6,10 +6,11 @@ and ends with the `Answer`. `build_chain` loads the heavy parts (embedder, index
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Collection, Generator, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -28,8 +29,10 @@ from qa.llm import check_generation, count_prompt_tokens, open_llm
 from qa.prompt import History, answered_turns, build_messages, fixed_messages, is_not_covered
 from qa.retrieval import PassageFilter, PassageRetriever
 from qa.rewrite import rewrite_question
+from qa.shape import Shape, answer_shape
 from qa.text import adds_nothing, sentence_spans
 from qa.types import NOT_COVERED, Answer, Generated, RetrievedChunk
+from qa.when import RECENT_WINDOWS_DAYS, TimeScope, asks_only_for_news, parse_as_of, read_time
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +60,11 @@ class QAChain(Runnable[ChainInput, Answer]):
         self, input: ChainInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Answer:
         """Answer `input`: a question, or a dict with `question` and optionally `history`
-        (`[(question, answer), ...]`), `exclude_articles` (ids to leave out of retrieval) and
-        `filters` (a `PassageFilter`: outlets, publication dates)."""
+        (`[(question, answer), ...]`), `exclude_articles` (ids to leave out of retrieval),
+        `filters` (a `PassageFilter`: outlets, publication dates) and `as_of` (the date the
+        question is asked on, a date or `YYYY-MM-DD`; default today)."""
         filters: PassageFilter | None = None
+        as_of: dt.date | str | None = None
         if isinstance(input, str):
             question, history, exclude = input, (), ()
         else:
@@ -67,7 +72,8 @@ class QAChain(Runnable[ChainInput, Answer]):
             history = tuple(input.get("history", ()))
             exclude = tuple(input.get("exclude_articles", ()))
             filters = input.get("filters")
-        for event in self.events(question, history, exclude, filters):
+            as_of = input.get("as_of")
+        for event in self.events(question, history, exclude, filters, as_of):
             if isinstance(event, Answer):
                 return event
         raise GenerationError("The model produced no answer.")  # pragma: no cover
@@ -83,25 +89,29 @@ class QAChain(Runnable[ChainInput, Answer]):
         history: History = (),
         exclude_articles: Collection[str] = (),
         filters: PassageFilter | None = None,
+        as_of: dt.date | str | None = None,
     ) -> Iterator[str | Answer]:
         """Yield the answer's text pieces as they are written, then the checked `Answer`.
 
-        A follow-up is first rewritten into a standalone question for retrieval. Only the
-        sentences that answer it are sent to the model. If the model fails or runs past the
-        timeout, the extractive answer is given instead, with a notice.
+        A follow-up is first rewritten into a standalone question for retrieval. The question
+        is asked `as_of` a date (default today): nothing published after it is used, and its
+        time words ("this week", "latest", "in March") choose the publication days searched.
+        Only the sentences that answer it are sent to the model: one cited sentence for a
+        factoid question, a few for an open one. If the model fails or runs past the timeout,
+        the extractive answer is given instead, with a notice.
         `exclude_articles` leaves those articles out of retrieval, as if they were not indexed;
         `filters` keeps only passages from the chosen outlets and publication dates.
         """
         started = time.perf_counter()
         question = check_question(question, self.settings.max_question_chars)
+        day = check_as_of(as_of)
         turns = self.settings.history_turns
         history = tuple(history)[-turns:] if turns else ()
         standalone = self.standalone(question, history)
-        found = self.retriever.search(standalone, self.settings.top_k, exclude_articles, filters)
-        passages, timings = found.passages, dict(found.timings)
-        checking = time.perf_counter()
-        evidence = gather_evidence(self.retriever, standalone, passages, found.question_vector)
-        timings["evidence"] = time.perf_counter() - checking
+        scope = read_time(standalone, day)
+        shape = answer_shape(standalone, asks_only_for_news(standalone, scope))
+        found = self.find(standalone, shape, exclude_articles, filters, day, scope)
+        passages, evidence, timings = found.passages, found.evidence, found.timings
         base = Answer(
             question=question,
             text=NOT_COVERED,
@@ -110,8 +120,11 @@ class QAChain(Runnable[ChainInput, Answer]):
             covered=False,
             backend=self.backend,
             standalone_question=standalone if standalone != question else None,
+            as_of=day.isoformat(),
+            time_scope=found.scope.describe() if found.scope is not None else None,
+            shape=shape,
         )
-        if evidence.best_relevance < self.settings.min_relevance:
+        if not passages or evidence.best_relevance < self.relevance_gate(shape):
             yield NOT_COVERED
             yield replace(base, seconds_total=time.perf_counter() - started, timings=timings)
             return
@@ -127,7 +140,9 @@ class QAChain(Runnable[ChainInput, Answer]):
             evidence,
             history,
             self.retriever.embedder.count_tokens,
-            self.settings.prompt_passage_tokens,
+            self.passage_budget(shape),
+            shape,
+            day.isoformat(),
         )
         generating = time.perf_counter()
         generated = yield from self.generate(messages, started)
@@ -140,7 +155,8 @@ class QAChain(Runnable[ChainInput, Answer]):
         if generated.notice is not None:
             yield from self.extractive_instead(answer, generated.notice, evidence, started, timings)
             return
-        final = self.finish(answer, generated.text, evidence, started, timings)
+        text = generated.text if shape == "factoid" else first_sentences(generated.text)
+        final = self.finish(answer, text, evidence, started, timings)
         # A backed answer that only repeats what was asked ("It is known as the Pink Palace")
         # tells the user nothing: the best supporting sentences say more. An answer the check
         # rejected stays "not covered".
@@ -152,6 +168,58 @@ class QAChain(Runnable[ChainInput, Answer]):
             yield from self.extractive_instead(answer, notice, evidence, started, timings)
             return
         yield final
+
+    def find(
+        self,
+        question: str,
+        shape: Shape,
+        exclude_articles: Collection[str],
+        filters: PassageFilter | None,
+        as_of: dt.date,
+        scope: TimeScope | None,
+    ) -> Found:
+        """The passages for `question` and their evidence, published by `as_of` and within the
+        question's time: a strict time ("this week") alone; the newest news in widening
+        windows; a month or year, then the whole archive if nothing in it answers."""
+        k = self.settings.top_k if shape == "factoid" else max(self.settings.top_k, OPEN_TOP_K)
+        # A digest draws on as many stories as it can: one passage from each.
+        per_article = 1 if shape == "digest" else None
+        scopes: list[TimeScope | None] = [scope]
+        if scope is not None and scope.recent:
+            scopes = [scope.widened(days) for days in (*RECENT_WINDOWS_DAYS[1:], None)]
+            scopes.insert(0, scope)
+        elif scope is not None and not scope.strict:
+            scopes.append(scope.widened(None))
+        timings: dict[str, float] = {}
+        for position, chosen in enumerate(scopes):
+            window = within(filters, as_of, chosen)
+            if window is None:  # the question's time and the page's filter do not meet
+                continue
+            found = self.retriever.search(question, k, exclude_articles, window, per_article)
+            for stage, seconds in found.timings.items():
+                timings[stage] = timings.get(stage, 0.0) + seconds
+            # An answer of several sentences tells events in order: its passages are numbered
+            # oldest first.
+            passages = found.passages if shape == "factoid" else in_time_order(found.passages)
+            checking = time.perf_counter()
+            evidence = gather_evidence(self.retriever, question, passages, found.question_vector)
+            timings["evidence"] = timings.get("evidence", 0.0) + time.perf_counter() - checking
+            last = position == len(scopes) - 1
+            if last or (passages and evidence.best_relevance >= self.relevance_gate(shape)):
+                return Found(passages, evidence, timings, chosen)
+        # Only when the question's time and the page's dates never meet.
+        return Found((), gather_evidence(self.retriever, question, ()), timings, scope)
+
+    def relevance_gate(self, shape: Shape) -> float:
+        """The relevance the best sentence needs to be answered from: none for a digest, whose
+        passages are chosen by their dates (any news of the period answers it)."""
+        return 0.0 if shape == "digest" else self.settings.min_relevance
+
+    def passage_budget(self, shape: Shape) -> int:
+        """Passage tokens in the prompt: more for an answer of several sentences."""
+        if shape == "factoid":
+            return self.settings.prompt_passage_tokens
+        return self.settings.open_passage_tokens
 
     def generate(
         self, messages: list[BaseMessage], started: float
@@ -256,6 +324,54 @@ class QAChain(Runnable[ChainInput, Answer]):
         )
 
 
+# Passages retrieved for an open question or a digest (the factoid default is `top_k`), and the
+# sentences of its answer that are kept (a small model sometimes writes on).
+OPEN_TOP_K = 6
+OPEN_SENTENCES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """The passages found for a question, their evidence, the seconds each stage took and the
+    time scope they were searched in."""
+
+    passages: tuple[RetrievedChunk, ...]
+    evidence: Evidence
+    timings: dict[str, float]
+    scope: TimeScope | None
+
+
+def in_time_order(passages: Sequence[RetrievedChunk]) -> tuple[RetrievedChunk, ...]:
+    """The passages oldest first (undated ones after, as retrieved), renumbered."""
+    ordered = sorted(passages, key=lambda p: (p.chunk.published is None, p.chunk.published or ""))
+    return tuple(replace(p, rank=rank) for rank, p in enumerate(ordered, start=1))
+
+
+def within(
+    filters: PassageFilter | None, as_of: dt.date, scope: TimeScope | None
+) -> PassageFilter | None:
+    """The page's filter narrowed to `scope` and capped at `as_of`; None if they do not meet."""
+    base = filters or PassageFilter()
+    first = base.published_from
+    last = base.published_to
+    if scope is not None and scope.first is not None:  # (the whole archive is capped by as_of)
+        first = max(first or "", scope.first.isoformat())
+        last = min(last or "9999-12-31", scope.last.isoformat())
+    if first is not None and last is not None and first > last:
+        return None
+    return replace(base, published_from=first, published_to=last, as_of=as_of.isoformat())
+
+
+def check_as_of(value: dt.date | str | None) -> dt.date:
+    """The as-of date of a question (today when not given); `QuestionError` if unreadable."""
+    if value is None or value == "":
+        return dt.date.today()
+    try:
+        return parse_as_of(value)
+    except ValueError as e:
+        raise QuestionError(str(e)) from e
+
+
 def gather_evidence(
     retriever: PassageRetriever,
     question: str,
@@ -268,6 +384,12 @@ def gather_evidence(
     keyword = retriever.keyword
     weight = keyword.term_weight if keyword is not None else None
     return Evidence(retriever.embedder, question, passages, weight, question_vector)
+
+
+def first_sentences(text: str, count: int = OPEN_SENTENCES) -> str:
+    """The first `count` sentences of `text` (all of it when it has no more)."""
+    spans = sentence_spans(text)
+    return text if len(spans) <= count else text[: spans[count - 1][1]]
 
 
 def last_sentence(question: str) -> str:

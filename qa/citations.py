@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from qa.types import Citation
+
+SOURCES_HEADING = "Sources:"  # what begins the list of sources after an answer's text
+# A plain http(s) URL, safe to print where a client may turn it into a link.
+_PLAIN_URL = re.compile(r"^https?://[^\s<>\"'`\\\[\]]+$", re.IGNORECASE)
+# Characters that make Markdown links, images, code or HTML: escaped in titles and outlets.
+_MARKDOWN_ACTIVE = re.compile(r"([\\`\[\]<>])")
 
 # "[2]", "[1, 3]" and "[1][2]" all cite; numbers are passage numbers in the prompt. The one
 # definition of a marker: qa.text and qa.grounding build on this pattern.
@@ -53,3 +60,51 @@ def format_sources(citations: Sequence[Citation]) -> str:
         quoted = " ... ".join(c.passage[start:end] for start, end in c.spans) or c.passage
         blocks.append(f'{head}{link}\n    "{quoted}"')
     return "\n".join(blocks)
+
+
+def citation_record(citation: Citation) -> dict[str, Any]:
+    """A citation as plain JSON values, the shape every interface hands out (the chat API's
+    `citations`, the MCP tools, exported conversations): the article's title, outlet, date and
+    URL, the passage, and the parts of it that back the answer (`supporting_text`, at the offsets
+    `spans` into `passage`)."""
+    return {
+        "marker": citation.marker,
+        "article_id": citation.article_id,
+        "title": citation.title,
+        "outlet": citation.source,
+        "date": citation.published,
+        "url": citation.url,
+        "passage": citation.passage,
+        "supporting_text": [citation.passage[start:end] for start, end in citation.spans],
+        "spans": [[start, end] for start, end in citation.spans],
+        "support": round(citation.support, 3),
+    }
+
+
+def plain_url(url: str | None) -> str | None:
+    """`url` when it is a plain http(s) URL (no spaces, quotes, angle or square brackets),
+    else None."""
+    if url and _PLAIN_URL.match(url.strip()):
+        return url.strip()
+    return None
+
+
+def markdown_text(text: str) -> str:
+    """`text` with the characters that would make Markdown links, images, code or HTML escaped
+    (article metadata shown by clients that render Markdown stays text)."""
+    return _MARKDOWN_ACTIVE.sub(r"\\\1", " ".join(text.split()))
+
+
+def sources_list(citations: Sequence[Citation]) -> str:
+    """The short list of sources that follows an answer's text for chat clients: one line per
+    citation, `- [1] Title (Outlet, 2024-03-19) https://...`; empty without citations."""
+    if not citations:
+        return ""
+    lines = [SOURCES_HEADING]
+    for c in citations:
+        byline = markdown_text(format_byline(c.source, c.published))
+        url = plain_url(c.url)
+        lines.append(
+            f"- [{c.marker}] {markdown_text(c.title)} ({byline})" + (f" {url}" if url else "")
+        )
+    return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -67,6 +68,13 @@ class Settings(IndexSettings):
         le=3000,
         description="Passage text sent to the model, in tokens: the sentences that best answer "
         "the question, from the best passages.",
+    )
+    open_passage_tokens: int = Field(
+        320,
+        ge=32,
+        le=2048,
+        description="Passage text sent to the model for an open question or a digest (a few "
+        "cited sentences from several articles), in tokens.",
     )
     rewrite_with_model: bool = Field(
         True,
@@ -135,6 +143,17 @@ class Settings(IndexSettings):
         le=1000,
         description="Questions and uploads the web UI holds waiting; when full, new ones are "
         "refused at once with a message.",
+    )
+    save_conversations: bool = Field(
+        True,
+        description="Save the web UI's conversations (questions, answers, their sources) so that "
+        "they survive a reload and a restart, per login; they can be listed, reopened, deleted "
+        "and exported.",
+    )
+    conversations_file: Path | None = Field(
+        None,
+        description="SQLite file of the saved conversations; empty means "
+        "`conversations.sqlite3` in `CITEQA_INDEX_DIR`.",
     )
 
 

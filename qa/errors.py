@@ -29,3 +29,31 @@ class ModelWorkerError(GenerationError):
 
 class UploadError(CiteqaQAError):
     """Articles cannot be added from the web page (the index holds articles from elsewhere)."""
+
+
+class ChatRequestError(CiteqaQAError):
+    """A chat-completions request that cannot be answered as sent (a missing question, an
+    unknown model...): `status` is the HTTP status to answer with, `param` the request field at
+    fault and `code` a short machine-readable reason, as OpenAI's API gives them."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str = "invalid_value",
+        status: int = 400,
+    ) -> None:
+        super().__init__(message)
+        self.param = param
+        self.code = code
+        self.status = status
+
+
+class ConversationStoreError(CiteqaQAError):
+    """Saved conversations cannot be read or written (the file is damaged or not writable)."""
+
+
+class BusyError(CiteqaQAError):
+    """Too many questions are waiting already (the chat API's and MCP's queue is full); the
+    client should try again shortly."""

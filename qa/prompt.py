@@ -71,15 +71,31 @@ def fixed_messages() -> list[BaseMessage]:
     ]
 
 
+def answer_notes(shape: str, evidence: Evidence, today: str | None) -> str:
+    """What the model is told about this question beside the fixed rules: how long to answer
+    (a few sentences for an open question or a digest) and, when the passages carry several
+    dates or the question names a time, today's date and that the newest passage wins."""
+    notes = []
+    if shape in ("open", "digest"):
+        notes.append(render_prompt(f"note_{shape}"))
+    dates = {p.chunk.published[:10] for p in evidence.passages if p.chunk.published}
+    if today is not None and len(dates) > 1:
+        notes.append(render_prompt("note_dated", today=today))
+    return "".join(f"{note}\n\n" for note in notes)
+
+
 def build_messages(
     question: str,
     evidence: Evidence,
     history: History,
     count_tokens: Callable[[str], int],
     budget: int,
+    shape: str = "factoid",
+    today: str | None = None,
 ) -> list[BaseMessage]:
     """The fixed part first, so the model's cache keeps it, then the earlier answered turns,
-    the selected passage sentences and the question."""
+    the selected passage sentences, what to note about this question (`answer_notes`) and the
+    question."""
     messages = fixed_messages()
     for past_question, past_answer in answered_turns(history):
         messages.append(HumanMessage(past_question))
@@ -89,6 +105,7 @@ def build_messages(
             render_prompt(
                 "answer_user",
                 passages=format_passages(evidence, count_tokens, budget),
+                notes=answer_notes(shape, evidence, today),
                 question=question,
             )
         )

@@ -17,7 +17,7 @@ from pydantic import ConfigDict
 from index.embeddings import Embedder
 from index.keyword import KeywordIndex
 from index.reader import Store
-from index.types import Chunk
+from index.types import Chunk, DayRange, day_number
 from qa.config import RetrieverMode
 from qa.types import Retrieval, RetrievedChunk
 
@@ -31,30 +31,32 @@ UNKNOWN_SOURCE = "(unknown)"  # the outlet of articles that name none (as `Index
 
 @dataclass(frozen=True, slots=True)
 class PassageFilter:
-    """Which passages a search may return: from one of `sources` (outlets; empty: any), and
+    """Which passages a search may return: from one of `sources` (outlets; empty: any),
     published between `published_from` and `published_to` (ISO dates, both included; None: no
-    bound). When a date bound is set, passages of unknown date are left out."""
+    bound; when one is set, passages of unknown date are left out), and never after `as_of`
+    (the question's present; passages of unknown date pass it)."""
 
     sources: frozenset[str] = frozenset()
     published_from: str | None = None
     published_to: str | None = None
+    as_of: str | None = None
 
     @property
     def active(self) -> bool:
-        return bool(self.sources or self.published_from or self.published_to)
+        return bool(self.sources) or self.days.bounded
+
+    @property
+    def days(self) -> DayRange:
+        """The publication dates as the index's day range."""
+        first = day_number(self.published_from)
+        lasts = [d for d in (day_number(self.published_to), day_number(self.as_of)) if d]
+        undated = first is None and day_number(self.published_to) is None
+        return DayRange(first, min(lasts) if lasts else None, undated)
 
     def allows(self, chunk: Chunk) -> bool:
         if self.sources and (chunk.source or UNKNOWN_SOURCE) not in self.sources:
             return False
-        if self.published_from or self.published_to:
-            day = (chunk.published or "")[:10]
-            if not day:
-                return False
-            if self.published_from and day < self.published_from:
-                return False
-            if self.published_to and day > self.published_to:
-                return False
-        return True
+        return self.days.allows(day_number(chunk.published))
 
 
 class PassageRetriever(BaseRetriever):
@@ -75,43 +77,69 @@ class PassageRetriever(BaseRetriever):
         k: int | None = None,
         exclude_articles: Collection[str] = (),
         filters: PassageFilter | None = None,
+        per_article: int | None = None,
     ) -> Retrieval:
         """The best `k` passages for `question`, best first, leaving out `exclude_articles`
-        and passages that `filters` does not allow; with the question's vector and the seconds
-        each stage took (`embed`, `search`). Follows a newly published build first, once."""
+        and passages that `filters` does not allow, at most `per_article` from one article
+        (default: the retriever's own limit); with the question's vector and the seconds each
+        stage took (`embed`, `search`). Follows a newly published build first, once."""
         k = k or self.k
+        limit = self.max_per_article if per_article is None else per_article
         self.store.refresh()  # once per question: the queries below read the same build
         started = time.perf_counter()
         vector = self.embedder.embed_query(question)
         embedded = time.perf_counter()
-        # With a per-article limit or a filter, look deeper so that k passages remain after it.
-        depth = max(FUSION_DEPTH, k) if self.max_per_article else k
-        if filters is not None and filters.active:
+        days = filters.days if filters is not None else DayRange()
+        latest = self.store.latest_day
+        if days.undated and days.last is not None and latest is not None and days.last >= latest:
+            days = DayRange()  # an as-of cap after the newest article leaves nothing out
+        # Dates are filtered inside the index when its build knows them. Outlets are filtered
+        # after the search, which then looks deeper to keep k passages; so are the dates of
+        # builds written before days were indexed (an as-of cap alone at the usual depth).
+        inside = days.bounded and self.days_indexed
+        windowed = days.bounded and not inside and not days.undated
+        after = filters is not None and (bool(filters.sources) or (days.bounded and not inside))
+        depth = max(FUSION_DEPTH, k) if limit else k
+        if filters is not None and (filters.sources or windowed):
             depth = max(FILTER_DEPTH, k)
+        searched = days if inside else None
         if self.mode == "dense":
-            found = self.store.query(vector, depth, exclude_articles, follow=False)
+            found = self.store.query(vector, depth, exclude_articles, days=searched, follow=False)
         else:
-            found = self._keyword_or_hybrid(question, vector, depth, exclude_articles)
-        if filters is not None and filters.active:
+            found = self._keyword_or_hybrid(question, vector, depth, exclude_articles, searched)
+        if after:
+            assert filters is not None
             found = [hit for hit in found if filters.allows(hit.chunk)]
-        kept = limit_per_article(found, self.max_per_article, k)
+        kept = limit_per_article(found, limit, k)
         passages = tuple(replace(hit, rank=rank) for rank, hit in enumerate(kept, start=1))
         timings = {"embed": embedded - started, "search": time.perf_counter() - embedded}
         return Retrieval(passages, tuple(vector), timings)
 
+    @property
+    def days_indexed(self) -> bool:
+        """Whether the index (and its keyword index, when used) can filter by day itself."""
+        if not self.store.days_indexed:
+            return False
+        return self.mode == "dense" or (self.keyword is not None and self.keyword.days_indexed)
+
     def _keyword_or_hybrid(
-        self, question: str, vector: Sequence[float], k: int, exclude: Collection[str]
+        self,
+        question: str,
+        vector: Sequence[float],
+        k: int,
+        exclude: Collection[str],
+        days: DayRange | None = None,
     ) -> list[RetrievedChunk]:
         """The best `k` candidates by keywords or by fusion, with their cosine similarity."""
         if self.keyword is None:
             raise ValueError(f"The {self.mode!r} retriever needs the keyword index.")
         depth = max(FUSION_DEPTH, k)
-        keyword_ids = [h.chunk_id for h in self.keyword.search(question, depth, exclude)]
+        keyword_ids = [h.chunk_id for h in self.keyword.search(question, depth, exclude, days)]
         if self.mode == "bm25":
             ranked = [(chunk_id, 1.0 / rank) for rank, chunk_id in enumerate(keyword_ids, 1)]
             dense_hits = {}
         else:
-            dense = self.store.query(vector, depth, exclude, follow=False)
+            dense = self.store.query(vector, depth, exclude, days=days, follow=False)
             dense_hits = {d.chunk.id: (d.chunk, d.similarity) for d in dense}
             ranked = fuse_rankings([[d.chunk.id for d in dense], keyword_ids])
         top = ranked[:k]

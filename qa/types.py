@@ -71,6 +71,10 @@ class Answer:
     standalone_question: str | None = None  # the rewrite used for retrieval, for a follow-up
     # How well the passage text backing the answer matches the question, in [0, 1].
     relevance: float | None = None
+    as_of: str | None = None  # the date the question was asked on (YYYY-MM-DD)
+    # The publication days searched, when the question named a time ("this week", "latest").
+    time_scope: str | None = None
+    shape: str = "factoid"  # "factoid" (one sentence), "open" (a few) or "digest" (a period's news)
 
     @property
     def unsupported(self) -> tuple[str, ...]:

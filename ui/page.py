@@ -1,6 +1,7 @@
-"""The page: `create_demo(chain)` lays out the chat, sources panel, filters, uploads and index
-status, and wires them to the handlers (asking with streamed drafts, a new conversation, the
-index's status and example questions, uploads with progress)."""
+"""The page: `create_demo(chain)` lays out the chat, sources panel, filters, uploads, index
+status and saved conversations (`ui.saved`), and wires them to the handlers (asking with streamed
+drafts, each answer saved, a new conversation, the index's status and example questions, uploads
+with progress)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from qa.catalog import (
     upload_folder,
 )
 from qa.errors import CiteqaError
-from ui.forms import build_filter, split_urls
+from ui.forms import build_filter, parse_date, split_urls
 from ui.render import (
     EMPTY_SOURCES,
     Turn,
@@ -38,6 +39,7 @@ from ui.render import (
     upload_html,
     upload_note,
 )
+from ui.saved import SavedConversations, open_conversations, saved_panel, wire_saved
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,8 @@ class Handlers:
         )
         self.store = chain.retriever.store
         self.allow_private_urls = is_loopback_host(chain.settings.host)
+        saved = open_conversations(chain.settings)
+        self.saved = SavedConversations(saved, MAX_TURNS) if saved is not None else None
 
     def ask(
         self,
@@ -98,10 +102,14 @@ class Handlers:
         outlets: list[str] | None,
         date_from: str | None,
         date_to: str | None,
+        as_of: str | None = None,
+        saved_id: str | None = None,
+        request: gr.Request | None = None,
     ) -> Iterator[tuple[Any, ...]]:
         turns = list(turns or [])
         try:
             filters = build_filter(outlets, date_from, date_to)
+            day = parse_date(as_of, "as-of")
         except ValueError as e:  # a date field filled in wrongly
             raise gr.Error(str(e)) from e
         failure = "Something went wrong while answering; the details are in the server log."
@@ -116,18 +124,20 @@ class Handlers:
             # They are sent again rather than skipped: Gradio builds a new component for every
             # `gr.skip()` and keeps it for good, two per streamed piece of every answer.
             panel, copy = panel_html(turns), (turns[-1].copy if turns else "")
-            for event in chosen.events(question or "", history, (), filters):
+            for event in chosen.events(question or "", history, (), filters, day):
                 if isinstance(event, Answer):
                     turn = make_turn(number, shown, event)
                     kept = [*turns, turn][-MAX_TURNS:]
-                    yield chat_messages(kept), kept, panel_html(kept), turn.copy, ""
+                    if self.saved is not None:
+                        saved_id = self.saved.save(request, saved_id, shown, event)
+                    yield chat_messages(kept), kept, panel_html(kept), turn.copy, "", saved_id
                 else:
                     draft += event
                     shown_draft = [*pending, {"role": "assistant", "content": draft_html(draft)}]
-                    yield chat_messages(turns) + shown_draft, turns, panel, copy, ""
+                    yield chat_messages(turns) + shown_draft, turns, panel, copy, "", saved_id
 
     def new_conversation(self) -> tuple[Any, ...]:
-        return [], [], EMPTY_SOURCES, "", ""
+        return [], [], EMPTY_SOURCES, "", "", None
 
     def refresh(self) -> tuple[Any, ...]:
         try:
@@ -209,6 +219,7 @@ class SideColumn:
     outlets: gr.Dropdown
     date_from: gr.DateTime
     date_to: gr.DateTime
+    as_of: gr.DateTime
     files: gr.File
     urls: gr.Textbox
     add_button: gr.Button
@@ -269,7 +280,7 @@ def side_column(settings: Settings, outlet_names: list[str]) -> SideColumn:
     sources = gr.HTML(
         EMPTY_SOURCES, label="Sources", elem_id="sources", max_height=560, js_on_load=None
     )
-    with gr.Accordion("Filters", open=False, elem_id="filters"):
+    with gr.Accordion("As of, outlets, dates", open=False, elem_id="filters"):
         outlets = gr.Dropdown(
             choices=outlet_names,
             multiselect=True,
@@ -277,6 +288,12 @@ def side_column(settings: Settings, outlet_names: list[str]) -> SideColumn:
             allow_custom_value=True,
             label="Outlets (none chosen: all)",
             elem_id="outlets",
+        )
+        as_of = gr.DateTime(
+            include_time=False,
+            type="string",
+            label="As of (empty: today): nothing newer is used; \u201cthis week\u201d ends here",
+            elem_id="as-of",
         )
         with gr.Row():
             date_from = gr.DateTime(
@@ -300,17 +317,23 @@ def side_column(settings: Settings, outlet_names: list[str]) -> SideColumn:
     with gr.Accordion("Index status", open=False, elem_id="status-panel"):
         status = gr.HTML(elem_id="status", js_on_load=None)
     return SideColumn(
-        sources, outlets, date_from, date_to, files, urls, add_button, upload_report, status
+        sources, outlets, date_from, date_to, as_of, files, urls, add_button, upload_report, status
     )
 
 
 def wire(
-    demo: gr.Blocks, handlers: Handlers, conversation: gr.State, chat: ChatColumn, side: SideColumn
-) -> None:
-    """Connect the components to the handlers (the API names are what clients call)."""
-    fields = [side.outlets, side.date_from, side.date_to]
-    ask_inputs = [chat.question, conversation, chat.fast, *fields]
-    ask_outputs = [chat.chatbot, conversation, side.sources, chat.copy_box, chat.question]
+    demo: gr.Blocks,
+    handlers: Handlers,
+    conversation: gr.State,
+    saved_id: gr.State,
+    chat: ChatColumn,
+    side: SideColumn,
+) -> list[Any]:
+    """Connect the components to the handlers (the API names are what clients call; the saved
+    conversation's id, a state, is no part of them); the outputs that show a conversation."""
+    fields = [side.outlets, side.date_from, side.date_to, side.as_of]
+    ask_inputs = [chat.question, conversation, chat.fast, *fields, saved_id]
+    ask_outputs = [chat.chatbot, conversation, side.sources, chat.copy_box, chat.question, saved_id]
     chat.question.submit(handlers.ask, ask_inputs, ask_outputs, api_name="ask")
     chat.ask_button.click(handlers.ask, ask_inputs, ask_outputs, api_visibility="private")
     for button in chat.example_buttons:  # an example is asked as if typed (its label)
@@ -336,6 +359,7 @@ def wire(
         concurrency_id="index",
         concurrency_limit=1,
     ).then(handlers.refresh, None, refresh_outputs, api_visibility="private", queue=False)
+    return ask_outputs
 
 
 # ---- the page ----
@@ -349,6 +373,7 @@ def create_demo(chain: QAChain) -> gr.Blocks:
     demo = gr.Blocks(title="citeqa", analytics_enabled=False, delete_cache=(3600, 3600))
     with demo:
         conversation = gr.State([])
+        saved_id = gr.State(None)  # the page's conversation among the saved ones
         gr.Markdown(
             "# citeqa\nAnswers from your news articles. Every claim cites its passage: click a "
             "**[n]** to see it highlighted in the sources."
@@ -360,5 +385,8 @@ def create_demo(chain: QAChain) -> gr.Blocks:
                 chat = chat_column(chain, initial)
             with gr.Column(scale=2):
                 side = side_column(chain.settings, initial_outlets)
-        wire(demo, handlers, conversation, chat, side)
+                saved = saved_panel() if handlers.saved is not None else None
+        shown = wire(demo, handlers, conversation, saved_id, chat, side)
+        if handlers.saved is not None and saved is not None:
+            wire_saved(demo, handlers.saved, saved, saved_id, shown)
     return demo

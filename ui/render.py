@@ -137,6 +137,10 @@ def answer_html(answer: Answer, turn: int) -> str:
     meta: list[str] = []
     if answer.standalone_question:
         meta.append(f"Searched for: “{text_html(answer.standalone_question)}”")
+    if answer.time_scope:
+        meta.append(f"Searched {text_html(answer.time_scope)}")
+    if answer.as_of:
+        meta.append(f"As of {text_html(answer.as_of)}")
     meta.append(f"Answered by: {BACKEND_NAMES.get(answer.backend, answer.backend)}")
     meta_html = f'<div class="cq-meta">{" · ".join(meta)}</div>'
     if not answer.covered:

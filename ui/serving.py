@@ -1,18 +1,23 @@
-"""Serving the page safely: loopback unless a login is set, no share link, analytics, MCP or
-remote file fetches, capped request bodies, and the index, articles and model folders blocked
-from the file routes."""
+"""Serving the page safely: loopback unless a login is set, no share link, analytics, Gradio's
+MCP or remote file fetches, capped request bodies, and the index, articles and model folders
+blocked from the file routes; and beside the page, on the same server and behind the same login,
+the chat API (`ui.api`, at /v1) and the MCP server (`ui.mcp_server`, at /mcp)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from qa import Settings
+from qa import QAChain, Settings
 from qa.catalog import is_loopback_host
+from ui.api import chat_api_routes
+from ui.clients import AnswerRunner
+from ui.mcp_server import mcp_routes
 from ui.render import CSS, HEAD
 
 # Every request body, uploads included, is refused past this many upload-size units (413).
@@ -109,6 +114,24 @@ def launch_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def client_services(chain: QAChain, settings: Settings) -> dict[str, Any]:
+    """The app's routes for other clients, the chat API at /v1 and MCP at /mcp (both behind
+    `ui.clients.ClientAccess`), and the lifespan they need (the MCP SDK's session manager; the
+    answers' thread stopped at the end): FastAPI arguments, for `app_kwargs`."""
+    runner = AnswerRunner(settings.queue_size)
+    mcp, mcp_running = mcp_routes(chain, runner, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        try:
+            async with mcp_running():
+                yield
+        finally:
+            runner.close()
+
+    return {"routes": [*chat_api_routes(chain, runner, settings), *mcp], "lifespan": lifespan}
+
+
 def launch_demo(
     demo: gr.Blocks,
     settings: Settings,
@@ -116,18 +139,23 @@ def launch_demo(
     port: int | None = None,
     block: bool = True,
     quiet: bool = False,
+    chain: QAChain | None = None,
 ) -> str:
     """Serve `demo` as `launch_options` says, with a bounded queue (one answer at a time, at
     most `queue_size` waiting); the local URL. `port=None`: the first free port from 7860.
-    `block=False` returns at once (the caller closes the demo)."""
+    `block=False` returns at once (the caller closes the demo). With `chain`, the chat API and
+    the MCP server answer from it beside the page (`client_services`)."""
     problem = exposure_problem(settings)
     if problem:
         raise ValueError(problem)
     demo.queue(default_concurrency_limit=1, max_size=settings.queue_size, api_open=False)
+    options = launch_options(settings)
+    if chain is not None:
+        options["app_kwargs"].update(client_services(chain, settings))
     _, url, _ = demo.launch(
         server_port=port,
         prevent_thread_lock=not block,
         quiet=quiet,
-        **launch_options(settings),
+        **options,
     )
     return str(url)

@@ -20,7 +20,7 @@ from index.progress import progress_bar
 from qa.chain import build_chain, build_retriever
 from qa.config import RETRIEVER_MODES, RetrieverMode, Settings
 from qa.eval.conversations import format_follow_up, load_conversations, measure_rewrites
-from qa.eval.data import load_questions
+from qa.eval.data import choose_subset, load_questions
 from qa.eval.report import format_answers, format_table, write_report
 from qa.eval.runner import (
     CorpusSpec,
@@ -31,9 +31,11 @@ from qa.eval.runner import (
     gate_metrics,
     latency_metrics,
     load_corpus,
+    open_metrics,
     prepare_index,
     retrieval_metrics,
     run_questions,
+    time_metrics,
 )
 
 
@@ -79,6 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of questions whose gold articles are hidden (they should get 'not covered')",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for the unanswerable sample")
+    parser.add_argument(
+        "--subset",
+        metavar="FIELD[=VALUE]",
+        help="ask only the questions whose record has FIELD true (or equal to VALUE), e.g. "
+        "answerable_strict, relative_time, corpus=sample; before --sample",
+    )
+    parser.add_argument(
+        "--as-of-dates",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ask a question that has a question_date (or as_of) as of that date; "
+        "--no-as-of-dates asks everything as of today",
+    )
     parser.add_argument("--report", type=Path, help="directory for report.json and the plots")
     parser.add_argument(
         "--cache-dir",
@@ -107,7 +122,7 @@ def evaluate(args: argparse.Namespace) -> int:
     embedder = open_embedder_for(settings)
     spec = CorpusSpec(args.articles, args.distractors, args.distractors_limit)
     articles = load_corpus(spec)
-    questions = load_questions(args.questions, args.limit)
+    questions = choose_subset(load_questions(args.questions, args.limit), args.subset)
     if args.sample is not None and args.sample < len(questions):
         questions = random.Random(args.seed).sample(questions, args.sample)
     conversations = load_conversations(args.conversations) if args.conversations else None
@@ -136,6 +151,7 @@ def evaluate(args: argparse.Namespace) -> int:
                 settings.top_k,
                 chain if position == 0 else None,
                 progress,
+                args.as_of_dates,
             )
         runs.append(run)
         per_retriever[mode] = {
@@ -146,7 +162,11 @@ def evaluate(args: argparse.Namespace) -> int:
             "latency": latency_metrics(run.results),
         }
         if position == 0 and chain is not None:
-            answers = answer_metrics(run.results)
+            answers = {
+                **answer_metrics(run.results),
+                **time_metrics(run.results),
+                **open_metrics(run.results),
+            }
     follow_ups: dict[str, Any] | None = None
     if conversations is not None:
         follow_ups = {
@@ -195,6 +215,8 @@ def build_report(
         "indexed_articles": len(articles),
         "question_count": len(questions),
         "unanswerable_count": len(hidden),
+        "subset": args.subset,
+        "as_of_dates": args.as_of_dates,
         "index_dir": str(settings.index_dir),
         "index_seconds": round(index_seconds, 1),
         "settings": {

@@ -3,6 +3,7 @@ real `qa` code, and score retrieval, answers, abstention and latency."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import random
@@ -35,7 +36,7 @@ from qa.eval.metrics import (
     reciprocal_rank,
     token_f1,
 )
-from qa.retrieval import PassageRetriever
+from qa.retrieval import PassageFilter, PassageRetriever
 from qa.types import Answer, RetrievedChunk
 
 log = logging.getLogger(__name__)
@@ -129,14 +130,18 @@ def run_questions(
     top_k: int,
     chain: QAChain | None = None,
     progress: ProgressCallback | None = None,
+    as_of_dates: bool = True,
 ) -> EvalRun:
-    """Ask every question: retrieval always, the full chain when `chain` is given."""
+    """Ask every question: retrieval always, the full chain when `chain` is given. With
+    `as_of_dates`, a question with a `question_date` is asked as of that date."""
     run = EvalRun(retriever=retriever.mode)
     for done, question in enumerate(questions, start=1):
         exclude = set(question.article_ids) if question.id in hidden else set()
+        as_of = question.question_date if as_of_dates else None
         # Retrieval metrics need the top 10; the chain retrieves its own top_k again (a few ms
         # beside seconds of generation) so that the answer path is exactly the product's.
-        found = retriever.search(question.question, SEARCH_DEPTH, exclude)
+        capped = PassageFilter(as_of=as_of) if as_of else None
+        found = retriever.search(question.question, SEARCH_DEPTH, exclude, capped)
         retrieved, timings = found.passages, dict(found.timings)
         relevance = gather_evidence(
             retriever, question.question, retrieved[:top_k], found.question_vector
@@ -144,7 +149,11 @@ def run_questions(
         answer = None
         if chain is not None:
             answer = chain.invoke(
-                {"question": question.question, "exclude_articles": sorted(exclude)}
+                {
+                    "question": question.question,
+                    "exclude_articles": sorted(exclude),
+                    "as_of": as_of,
+                }
             )
             if "generate" in answer.timings:
                 timings["generate"] = answer.timings["generate"]
@@ -270,6 +279,69 @@ def answer_metrics(results: Sequence[QuestionResult]) -> dict[str, float | None]
     }
 
 
+def time_metrics(results: Sequence[QuestionResult]) -> dict[str, float | int | None]:
+    """For questions asked on a date: accuracy on those that name a relative time ("this
+    week", "latest": the `relative_time` tag), and the share of their covered answers whose
+    citations were all published in the 7 days up to the question's date."""
+    dated = [r for r in results if r.answer is not None and r.question.question_date]
+    relative = [r for r in dated if r.question.tag("relative_time") == "true" and not r.hidden]
+    recent = [
+        all(published_within(c.published, r.question.question_date, 7) for c in r.answer.citations)
+        for r in relative
+        if r.answer is not None and r.answer.covered and r.answer.citations
+    ]
+    return {
+        "relative_questions": len(relative),
+        "relative_accuracy": mean(
+            [
+                answer_accuracy(clean_markers(r.answer.text, set()), r.question.answers)
+                for r in relative
+                if r.answer is not None
+            ]
+        ),
+        "relative_answers_citing_last_7_days": mean([float(x) for x in recent]),
+        "relative_answers_citing": len(recent),
+    }
+
+
+def open_metrics(results: Sequence[QuestionResult]) -> dict[str, float | int | None]:
+    """For open questions with key facts: the share of key facts an answer states, and the
+    share of answer sentences backed by their citations."""
+    rows = [r for r in results if r.answer is not None and r.question.key_facts]
+    recalls = []
+    for r in rows:
+        assert r.answer is not None
+        text = clean_markers(r.answer.text, set()) if r.answer.covered else ""
+        facts = r.question.key_facts
+        recalls.append(sum(answer_accuracy(text, fact) for fact in facts) / len(facts))
+    sentences = [
+        float(s.supported and bool(s.markers))
+        for r in rows
+        if r.answer is not None and r.answer.covered
+        for s in r.answer.sentences
+    ]
+    return {
+        "open_questions": len(rows),
+        "key_fact_recall": mean(recalls),
+        "backed_sentences": mean(sentences),
+        "sentences_per_answer": mean(
+            [float(len(r.answer.sentences)) for r in rows if r.answer and r.answer.covered]
+        ),
+    }
+
+
+def published_within(published: str | None, as_of: str | None, days: int) -> bool:
+    """Whether `published` falls in the `days` days up to `as_of` (both ISO dates)."""
+    if not published or not as_of:
+        return False
+    try:
+        day = dt.date.fromisoformat(published[:10])
+        end = dt.date.fromisoformat(as_of[:10])
+    except ValueError:
+        return False
+    return end - dt.timedelta(days=days) <= day <= end
+
+
 def answer_in_passages(result: QuestionResult) -> bool:
     """Whether the passages the chain retrieved hold a gold answer (as whole tokens): for a
     question whose own articles were hidden, another article may answer it."""
@@ -343,6 +415,10 @@ def answer_rows(results: Sequence[QuestionResult]) -> list[dict[str, Any]]:
                 "first_token_s": r.answer.seconds_to_first_token,
                 "total_s": round(r.answer.seconds_total, 2),
                 "prompt_tokens": r.answer.prompt_tokens,
+                "as_of": r.answer.as_of,
+                "time_scope": r.answer.time_scope,
+                "shape": r.answer.shape,
+                "cited_published": [c.published for c in r.answer.citations],
             }
         )
     return rows

@@ -1,11 +1,13 @@
 """The page in a real browser (Debian chromium through Playwright), as people use it: ask the
 default model and follow a citation, see a "not covered" answer, filter by date, upload a file,
-and the attacks: article, question and file-name markup that must stay text, requests that must
-not leave the machine, and file routes that must refuse. Screenshots go to `test-artifacts/`."""
+find a conversation again after a reload and export it, and the attacks: article, question and
+file-name markup that must stay text, requests that must not leave the machine, and file routes
+that must refuse. Screenshots go to `test-artifacts/`."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 from collections.abc import Iterator
@@ -152,6 +154,9 @@ class Visit:
         self.context.close()
 
 
+FILTERS_PANEL = "As of, outlets, dates"
+
+
 @pytest.fixture
 def visit(browser: Any, site: str) -> Iterator[Visit]:
     tab = Visit(browser, site)
@@ -243,7 +248,7 @@ def test_filter_by_publication_date(visit: Visit, artifacts: Path) -> None:
     from playwright.sync_api import expect
 
     page = visit.page
-    visit.open_panel("Filters")
+    visit.open_panel(FILTERS_PANEL)
     page.locator("#date-from input").first.fill("2020-01-01")
     page.locator("#date-to input").first.fill("2023-12-31")
     answer = visit.ask("Who is Wang Lei?", fast=True)
@@ -253,6 +258,25 @@ def test_filter_by_publication_date(visit: Visit, artifacts: Path) -> None:
     expect(answer.locator("a.cq-cite").first).to_be_visible()
     expect(page.locator("#sources details[open]")).to_contain_text("Xinhua, 2024-03-19")
     page.screenshot(path=str(artifacts / "filters.png"))
+
+
+def test_this_week_as_of_a_date_set_in_the_page(visit: Visit, artifacts: Path) -> None:
+    from playwright.sync_api import expect
+
+    page = visit.page
+    visit.open_panel(FILTERS_PANEL)
+    page.locator("#as-of input").first.fill("2024-03-20")
+    answer = visit.ask("What happened this week?", fast=False)
+    expect(answer.locator("a.cq-cite").first).to_be_visible()
+    expect(answer).to_contain_text("As of 2024-03-20")
+    expect(answer).to_contain_text("2024-03-13 to 2024-03-20")
+    expect(page.locator("#sources")).to_contain_text("Xinhua, 2024-03-19")
+    page.screenshot(path=str(artifacts / "as-of.png"))
+    # A month later that week holds no article: the page says so instead of giving old news.
+    page.locator("#as-of input").first.fill("2024-04-20")
+    later = visit.ask("What happened this week?", fast=True)
+    expect(later).to_have_class("cq-answer cq-not-covered")
+    expect(later).to_contain_text("As of 2024-04-20")
 
 
 def test_upload_a_file_and_ask_about_it(visit: Visit, artifacts: Path) -> None:
@@ -321,4 +345,39 @@ def test_file_routes_refuse_paths_outside_the_upload_area(visit: Visit, site: st
         assert response.status in (403, 404), path
         assert b"root:" not in response.body()
         assert b"[project]" not in response.body()
+    assert visit.outside == []
+
+
+def test_a_conversation_survives_a_reload_and_exports_as_markdown(
+    visit: Visit, artifacts: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    page = visit.page
+    question = "Which taskforce met in Brussels with Wang Lei?"
+    answer = visit.ask(question, fast=True)
+    expect(answer.locator("a.cq-cite").first).to_be_visible()
+    page.reload()
+    page.locator("#question textarea").wait_for()
+    expect(page.locator("#chat .cq-answer")).to_have_count(0)
+    visit.open_panel("Saved conversations")
+    listed = page.locator("#saved-list input").first
+    expect(listed).to_have_value(re.compile(re.escape(question) + " · .* · 1 answer$"))
+    page.locator("#saved-open").click()
+    reopened = page.locator("#chat .cq-answer:not(.cq-draft)").first
+    reopened.wait_for(timeout=FAST_TIMEOUT_MS)
+    expect(page.locator("#chat .cq-question").first).to_have_text(question)
+    reopened.locator("a.cq-cite").first.click()
+    expect(page.locator("#sources .cq-active")).to_contain_text(XINHUA_TITLE)
+    page.screenshot(path=str(artifacts / "saved-conversation.png"))
+    page.locator("#saved-markdown").click()
+    link = page.locator("#saved-export a[download]").first
+    expect(link).to_be_visible(timeout=FAST_TIMEOUT_MS)
+    with page.expect_download() as download:
+        link.click()
+    exported = Path(download.value.path()).read_text(encoding="utf-8")
+    assert exported.startswith(f"# {question}\n")
+    assert f"## 1. {question}" in exported
+    assert f"- [1] {XINHUA_TITLE} (Xinhua, 2024-03-19)" in exported
+    assert "Sources:" in exported
     assert visit.outside == []

@@ -11,7 +11,10 @@ from prompts import PromptError, prompt_fields, render_prompt
     ("name", "fields"),
     [
         ("answer_system", {"not_covered"}),
-        ("answer_user", {"passages", "question"}),
+        ("answer_user", {"passages", "notes", "question"}),
+        ("note_open", set()),
+        ("note_digest", set()),
+        ("note_dated", {"today"}),
         ("rewrite_system", set()),
         ("example_user", set()),
         ("example_answer", set()),

@@ -46,3 +46,17 @@ def test_extractive_backend_prints_the_quote_and_the_span_that_backs_it(
     assert answer.strip().endswith("[1]")
     assert sources.startswith("[1] China offers opportunities")
     assert '"Wang Lei, coordinator' in sources
+
+
+def test_as_of_reads_this_week_and_says_which_days_were_searched(sample_index: Path) -> None:
+    options = ("--backend", "extractive")
+    result = ask(
+        "--as-of", "2024-03-20", "What happened this week?", index_dir=sample_index, options=options
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Searched articles published 2024-03-13 to 2024-03-20" in result.stdout
+    assert "as of 2024-03-20" in result.stdout
+    assert "\nSources:\n[1] China offers opportunities" in result.stdout
+    bad = ask("--as-of", "next friday", "Who is Wang Lei?", index_dir=sample_index, options=options)
+    assert bad.returncode == 1
+    assert "YYYY-MM-DD" in bad.stderr

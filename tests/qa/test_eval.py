@@ -9,9 +9,15 @@ import pytest
 
 from index.types import Chunk
 from qa.eval.__main__ import main
-from qa.eval.data import EvalDataError, EvalQuestion, load_questions
-from qa.eval.runner import QuestionResult, answer_metrics, choose_hidden
-from qa.types import NOT_COVERED, Answer, RetrievedChunk
+from qa.eval.data import EvalDataError, EvalQuestion, choose_subset, load_questions
+from qa.eval.runner import (
+    QuestionResult,
+    answer_metrics,
+    choose_hidden,
+    open_metrics,
+    time_metrics,
+)
+from qa.types import NOT_COVERED, Answer, CheckedSentence, Citation, RetrievedChunk
 from tests.conftest import ROOT, SAMPLE_ARTICLES
 
 QUESTIONS = ROOT / "tests" / "fixtures" / "squad-sample-questions.jsonl"
@@ -135,3 +141,109 @@ def test_hidden_questions_answered_by_another_article_are_counted_apart() -> Non
     assert metrics["answer_accuracy"] == 1 / 3
     assert metrics["false_abstention"] == 1 / 3
     assert metrics["wrong_answers"] == 1 / 3
+
+
+def dated_result(
+    number: int, reply: str, cited: tuple[str | None, ...], relative: bool = True
+) -> QuestionResult:
+    """A question asked on 2024-03-20 ("this week" when `relative`), answered `reply` citing
+    passages published on the days `cited`."""
+    question = EvalQuestion(
+        f"d{number}",
+        "Which airline had a door blow out this week?",
+        ("Alaska Airlines",),
+        ("gold",),
+        question_date="2024-03-20",
+        tags=(("relative_time", "true" if relative else "false"),),
+    )
+    hits = tuple(
+        RetrievedChunk(Chunk(f"c{n}", "gold", 0, "t", 0, 1, "T", published=day), 1.0, n, 0.5)
+        for n, day in enumerate(cited, start=1)
+    )
+    citations = tuple(
+        Citation(n, "gold", "T", None, None, day, "t", 0, 1, 1.0)
+        for n, day in enumerate(cited, start=1)
+    )
+    answer = Answer(question.question, reply, citations, hits, covered=reply != NOT_COVERED)
+    return QuestionResult(question, False, hits, {}, 0.5, answer)
+
+
+def test_time_metrics_count_recent_citations_of_relative_questions() -> None:
+    results = [
+        dated_result(1, "Alaska Airlines [1].", ("2024-03-19",)),
+        dated_result(2, "Alaska Airlines [1][2].", ("2024-03-19", "2024-01-05")),  # one old
+        dated_result(3, "United [1].", ("2024-03-13",)),  # 7 days before: recent, but wrong
+        dated_result(4, NOT_COVERED, ()),
+        dated_result(5, "Alaska Airlines [1].", ("2023-01-01",), relative=False),
+    ]
+    metrics = time_metrics(results)
+    assert metrics["relative_questions"] == 4
+    assert metrics["relative_accuracy"] == 2 / 4
+    assert metrics["relative_answers_citing"] == 3
+    assert metrics["relative_answers_citing_last_7_days"] == 2 / 3
+
+
+def test_open_metrics_score_key_facts_and_backed_sentences() -> None:
+    question = EvalQuestion(
+        "o1",
+        "What happened?",
+        (),
+        ("gold",),
+        key_facts=(("Brussels",), ("ninth meeting", "9th meeting"), ("Le Blanc",)),
+    )
+    sentences = (
+        CheckedSentence("They met in Brussels [1].", (1,), True, 0.8),
+        CheckedSentence("It was the 9th meeting.", (), False, 0.2),
+    )
+    answer = Answer(
+        "What happened?",
+        "They met in Brussels [1]. It was the 9th meeting.",
+        (),
+        (),
+        sentences=sentences,
+    )
+    metrics = open_metrics([QuestionResult(question, False, (), {}, 0.5, answer)])
+    assert metrics["open_questions"] == 1
+    assert metrics["key_fact_recall"] == 2 / 3
+    assert metrics["backed_sentences"] == 1 / 2
+
+
+def test_subsets_and_dates_are_read_from_the_records(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl"
+    records = [
+        {
+            "id": "a",
+            "question": "Q?",
+            "answers": ["x"],
+            "article_ids": ["g"],
+            "question_date": "2024-01-05",
+            "answerable_strict": True,
+            "relative_time": False,
+        },
+        {
+            "id": "b",
+            "question": "Q?",
+            "answers": ["x"],
+            "article_ids": ["g"],
+            "question_date": "2024-01-12",
+            "answerable_strict": False,
+            "relative_time": True,
+        },
+        {
+            "id": "c",
+            "question": "Open?",
+            "article_ids": ["g"],
+            "as_of": "2024-03-20",
+            "corpus": "sample",
+            "key_facts": [{"fact": "f", "any_of": ["x", "y"]}],
+        },
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in records), encoding="utf-8")
+    questions = load_questions(path)
+    assert [q.id for q in choose_subset(questions, "answerable_strict")] == ["a"]
+    assert [q.id for q in choose_subset(questions, "relative_time=true")] == ["b"]
+    assert [q.id for q in choose_subset(questions, "corpus=sample")] == ["c"]
+    assert questions[2].question_date == "2024-03-20"
+    assert questions[2].key_facts == (("x", "y"),)
+    with pytest.raises(EvalDataError, match="No question has corpus = other"):
+        choose_subset(questions, "corpus=other")

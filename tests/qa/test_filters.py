@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from index.build import rebuild_index
+from index.collection import where_clause
 from index.embeddings import Embedder
 from index.reader import Store, open_store
 from index.types import Chunk
-from qa import QAChain
+from qa import QAChain, Settings
 from qa.config import RetrieverMode
+from qa.errors import QuestionError
 from qa.retrieval import UNKNOWN_SOURCE, PassageFilter, PassageRetriever
 from tests.conftest import XINHUA_TITLE
 
@@ -71,3 +75,106 @@ def test_chain_answers_not_covered_outside_the_dates(smol_chain: QAChain) -> Non
     )
     assert not outside.covered
     assert outside.retrieved == ()
+
+
+def test_where_clause_keeps_undated_chunks_only_under_an_as_of_cap() -> None:
+    capped = PassageFilter(as_of="2024-03-20").days
+    assert where_clause((), capped) == {
+        "$and": [{"published_day": {"$gte": 0}}, {"published_day": {"$lte": 20240320}}]
+    }
+    window = PassageFilter(published_from="2024-03-13", as_of="2024-03-20").days
+    assert window.lowest == 20240313
+    assert window.last == 20240320
+    until = PassageFilter(published_to="2024-03-31", as_of="2024-03-20").days
+    assert until.lowest == 1
+    assert until.last == 20240320
+    assert where_clause(("a",), None) == {"article_id": {"$nin": ["a"]}}
+    assert where_clause((), None) is None
+
+
+@pytest.fixture(scope="module")
+def crowded_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Store:
+    """150 articles about a harbour storm from 2023, closer to the question than the five
+    articles of 2024-03-19 that are also about it: a narrow date window on a crowded index."""
+    root = tmp_path_factory.mktemp("crowded")
+    lines = []
+    for n in range(150):
+        lines.append(
+            {
+                "id": f"old-{n}",
+                "title": f"Harbour storm update {n}",
+                "text": f"The storm closed the harbour again, report {n}. Ferries stayed in port "
+                f"while the storm hit the harbour for day {n}.",
+                "published": f"2023-{1 + n % 12:02d}-{1 + n % 28:02d}",
+                "source": "Old Wire",
+            }
+        )
+    for n in range(5):
+        lines.append(
+            {
+                "id": f"new-{n}",
+                "title": f"Council meeting {n}",
+                "text": f"The council discussed budgets; ferry crews mentioned weather at the "
+                f"harbour ({n}). Members also voted on parking.",
+                "published": "2024-03-19",
+                "source": "New Wire",
+            }
+        )
+    source = root / "articles.jsonl"
+    source.write_text("\n".join(json.dumps(line) for line in lines), encoding="utf-8")
+    settings = Settings(index_dir=root / "index")
+    store, _ = rebuild_index(settings, embedder, source)
+    return store
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_a_narrow_window_on_a_crowded_index_still_gives_k_passages(
+    crowded_index: Store, embedder: Embedder, mode: RetrieverMode
+) -> None:
+    assert crowded_index.days_indexed
+    assert crowded_index.latest_day == 20240319  # a later as-of cap needs no filter
+    keyword = crowded_index.keyword_index() if mode != "dense" else None
+    retriever = PassageRetriever(
+        embedder=embedder, store=crowded_index, keyword=keyword, mode=mode, k=4
+    )
+    day = PassageFilter(published_from="2024-03-19", published_to="2024-03-19")
+    found = retriever.search("Did the storm close the harbour?", filters=day).passages
+    assert len(found) == 4
+    assert {h.chunk.published for h in found} == {"2024-03-19"}
+    before = PassageFilter(as_of="2024-03-18")
+    older = retriever.search("Did the storm close the harbour?", filters=before).passages
+    assert len(older) == 4
+    assert all(h.chunk.published and h.chunk.published < "2024-03-18" for h in older)
+
+
+def test_nothing_published_after_the_as_of_date_is_used(smol_chain: QAChain) -> None:
+    fast = QAChain(smol_chain.retriever, None, smol_chain.settings)
+    later = fast.invoke({"question": "Who is Wang Lei?", "as_of": "2024-03-18"})
+    assert XINHUA_TITLE not in {h.chunk.title for h in later.retrieved}
+    assert later.as_of == "2024-03-18"
+    on_the_day = fast.invoke({"question": "Who is Wang Lei?", "as_of": "2024-03-19"})
+    assert on_the_day.citations
+    assert on_the_day.citations[0].title == XINHUA_TITLE
+
+
+def test_this_week_is_read_against_the_as_of_date(smol_chain: QAChain) -> None:
+    fast = QAChain(smol_chain.retriever, None, smol_chain.settings)
+    week = fast.invoke({"question": "What happened this week?", "as_of": "2024-03-20"})
+    assert week.covered
+    assert week.shape == "digest"
+    assert {c.title for c in week.citations} == {XINHUA_TITLE}
+    assert week.time_scope is not None
+    assert "2024-03-13 to 2024-03-20" in week.time_scope
+    # A month later, that week holds no article: "not covered", not old news.
+    later = fast.invoke({"question": "What happened this week?", "as_of": "2024-04-20"})
+    assert not later.covered
+    assert later.retrieved == ()
+    # Undated articles (the Wikipedia sample) still answer questions without a time.
+    plain = fast.invoke({"question": "Who won Super Bowl 50?", "as_of": "2024-03-20"})
+    assert plain.covered
+
+
+def test_an_unreadable_as_of_date_is_refused_with_an_example(smol_chain: QAChain) -> None:
+    fast = QAChain(smol_chain.retriever, None, smol_chain.settings)
+    with pytest.raises(QuestionError, match="YYYY-MM-DD"):
+        fast.invoke({"question": "Who is Wang Lei?", "as_of": "soon"})

@@ -191,9 +191,10 @@ def test_the_chain_answers_through_the_server(
     )
     served = llama_server.completions_served()
 
-    answer = chain.invoke("What does Wang Lei coordinate?")
-    # (To "Who is Wang Lei?" SmolLM2 answers "The IPCC Chair is Hoesung Lee." from another
-    # article: the check refuses an answer about something the question does not name.)
+    answer = chain.invoke("Where did Wang Lei make the remarks?")
+    # (To "Who is Wang Lei?" or "What does Wang Lei coordinate?" SmolLM2 answers from another
+    # article, "The IPCC Chair is Hoesung Lee.": the check refuses an answer about something the
+    # question does not name.)
 
     assert isinstance(answer, Answer)
     assert answer.covered

@@ -7,10 +7,13 @@
   `gradio_client` while a Python audit hook, installed before anything is imported, logs every
   socket connect, send, bind and name lookup, every HTTP connection and every process started:
   everything it reaches is loopback, and Gradio's analytics, telemetry and hub are never asked.
+  The same app then answers through its chat API (the `openai` SDK, streamed and not) and its MCP
+  server (the MCP SDK's client), still reaching nothing but loopback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -23,8 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 from gradio_client import Client
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 
 from index.offline import OFFLINE_ENV
 from tests.conftest import ROOT, ReliabilityRow
@@ -340,3 +346,33 @@ def test_a_ten_question_session_makes_no_outbound_connection(
     assert outbound == [], outbound
     assert named == [], named
     assert started == [], started  # no helper (a share tunnel, a browser, a downloader)
+
+
+def test_the_chat_api_and_mcp_reach_nothing_but_loopback(
+    audited_app: tuple[str, Path, subprocess.Popen[bytes]],
+) -> None:
+    url, audit_log, process = audited_app
+    base = url.rstrip("/")
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key="not-needed", max_retries=0)
+    messages: Any = [{"role": "user", "content": "Who is Wang Lei?"}]
+    reply = client.chat.completions.create(model="citeqa", messages=messages)
+    assert reply.model_extra is not None
+    assert reply.model_extra["citeqa"]["answered_by"] in ("local", "extractive")
+    streamed = list(client.chat.completions.create(model="citeqa", messages=messages, stream=True))
+    assert streamed[-1].choices[0].finish_reason == "stop"
+
+    async def ask_over_mcp() -> Any:
+        async with (
+            streamable_http_client(f"{base}/mcp") as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            return await session.call_tool("ask", {"question": "Who is Wang Lei?"})
+
+    assert not asyncio.run(ask_over_mcp()).is_error
+    assert process.poll() is None
+    records = read_audit(audit_log)
+    outbound = [r for r in records if not r.local()]
+    named = [r for r in records if any(n in str(r.address).lower() for n in NEVER)]
+    assert outbound == [], outbound
+    assert named == [], named

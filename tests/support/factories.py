@@ -27,9 +27,10 @@ from ui.serving import launch_demo
 
 
 def launch(chain: QAChain) -> tuple[gr.Blocks, str]:
-    """The page for `chain`, served as `python app.py` serves it, on a free loopback port."""
+    """The page for `chain`, served as `python app.py` serves it (the chat API and MCP beside
+    it), on a free loopback port."""
     demo = create_demo(chain)
-    url = launch_demo(demo, chain.settings, port=None, block=False, quiet=True)
+    url = launch_demo(demo, chain.settings, port=None, block=False, quiet=True, chain=chain)
     return demo, url
 
 
