@@ -128,11 +128,12 @@ class Settings(IndexSettings):
     port: int = Field(7860, ge=1, le=65535, description="Port of the web UI.")
     auth_username: str | None = Field(
         None,
-        description="Username for the web UI's login; with `CITEQA_AUTH_PASSWORD`, the page asks "
-        "for it. Required when `CITEQA_HOST` is not a loopback address.",
+        description="Username of the login; with `CITEQA_AUTH_PASSWORD`, the page asks for it and "
+        "the API and MCP server take it (HTTP Basic, or the password as a bearer token). "
+        "Required when `CITEQA_HOST` is not a loopback address.",
     )
     auth_password: SecretStr | None = Field(
-        None, description="Password for the web UI's login (see `CITEQA_AUTH_USERNAME`)."
+        None, description="Password of the login (see `CITEQA_AUTH_USERNAME`)."
     )
     max_upload_mb: int = Field(
         20, ge=1, le=1024, description="Largest file the web UI accepts for upload, in MB."
