@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_name) if name}
 MONTHS.update({name.lower(): number for number, name in enumerate(calendar.month_abbr) if name})
-MONTHS.pop("may", None)  # "may" is far more often the verb; "in May" is matched on its own
+MONTHS["sept"] = 9
 _MONTH = (
     r"(?P<month>january|february|march|april|may|june|july|august|september|october|november|"
     r"december|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)\.?"
@@ -175,9 +175,7 @@ def _period(month: str | None, year: str | None, as_of: dt.date) -> tuple[dt.dat
         if year is None or int(year) > as_of.year:
             return None
         return dt.date(int(year), 1, 1), dt.date(int(year), 12, 31)
-    number = MONTHS.get(month.rstrip("."), 5 if month.startswith("may") else 0)
-    if not number:
-        return None
+    number = MONTHS[month.rstrip(".")]  # the pattern names only months
     chosen = int(year) if year else (as_of.year if number <= as_of.month else as_of.year - 1)
     first = dt.date(chosen, number, 1)
     if first > as_of:

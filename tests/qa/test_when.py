@@ -27,6 +27,7 @@ AS_OF = dt.date(2024, 3, 20)  # a Wednesday
         ("What did the minister say in November?", "2023-11-01", "2023-11-30", False, False),
         ("How has the war gone since May?", "2023-05-01", "2024-03-20", False, False),
         ("What changed since 2023?", "2023-01-01", "2024-03-20", False, False),
+        ("What changed since Sept 2023?", "2023-09-01", "2024-03-20", False, False),
         ("Who led the polls in 2023?", "2023-01-01", "2023-12-31", False, False),
         ("What is the latest on the strike?", "2024-03-13", "2024-03-20", False, True),
         ("Who is currently in charge?", "2024-03-13", "2024-03-20", False, True),
