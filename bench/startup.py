@@ -78,11 +78,12 @@ def now() -> float:
     return time.time()
 
 
-def memory() -> dict[str, float | None]:
-    """This process's resident set and its peak, in MB (None where `/proc` is not there)."""
+def memory(pid: int | str = "self") -> dict[str, float | None]:
+    """A process's resident set and its peak, in MB (None where `/proc` is not there): this
+    one's, or that of process `pid`."""
     found: dict[str, float | None] = {"rss_mb": None, "peak_mb": None}
     try:
-        lines = Path("/proc/self/status").read_text(encoding="utf-8").splitlines()
+        lines = Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines()
     except OSError:
         return found
     keys = {"VmRSS:": "rss_mb", "VmHWM:": "peak_mb"}

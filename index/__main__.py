@@ -149,6 +149,11 @@ def print_report(report: IndexReport, settings: IndexSettings) -> None:
     )
     state = "now live" if report.published else "unchanged, nothing written"
     print(f"Build:      {report.build_id} ({state})")
+    if report.layers:
+        print(
+            f"Layers:     {report.chunks_rewritten} reused chunk(s) copied into the build; the "
+            f"rest read from {report.layers} earlier build(s)"
+        )
     print(f"Index:      {where} (collection {settings.collection!r})")
     print(f"Seconds:    {report.seconds:.1f}")
 
@@ -164,7 +169,8 @@ def run_stats(settings: IndexSettings) -> int:
         f"Index:            {settings.chroma_url or settings.index_dir} "
         f"(collection {settings.collection!r})"
     )
-    print(f"Build:            {stats.build_id}")
+    layers = f" (and {stats.layers} earlier build(s) it reads)" if stats.layers else ""
+    print(f"Build:            {stats.build_id}{layers}")
     print(f"Built at:         {stats.built_at or 'unknown'}")
     print(f"Articles:         {stats.articles}")
     print(f"Chunks:           {stats.chunks}")

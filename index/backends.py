@@ -50,6 +50,12 @@ class Backend(Protocol):
     description: str
 
     @property
+    def layers_supported(self) -> bool:
+        """Whether a sync's build may read unchanged chunks from earlier builds (`index.layering`)
+        rather than hold them all."""
+        ...
+
+    @property
     def derived_files_required(self) -> bool:
         """Whether a build's record and keyword index must be on this disk (missing means
         damaged), rather than a copy that can be rebuilt from the build's chunks."""
@@ -59,8 +65,9 @@ class Backend(Protocol):
         """Whether the index folder holds an index made by an older citeqa."""
         ...
 
-    def check_database(self, build_id: str) -> None:
-        """Read-only checks of the build's database on this disk, if it has one there."""
+    def check_database(self, build_id: str, thorough: bool = True) -> None:
+        """Read-only checks of the build's database on this disk, if it has one there (its
+        header and size; `thorough`: every page too)."""
         ...
 
     def live_build(self) -> str | None: ...
@@ -109,6 +116,7 @@ class LocalBackend:
     """Each build in its own Chroma directory; the pointer file names the live one."""
 
     derived_files_required = True
+    layers_supported = True
 
     def __init__(self, layout: IndexLayout) -> None:
         self.layout = layout
@@ -118,8 +126,8 @@ class LocalBackend:
     def legacy_index(self) -> bool:
         return self.layout.legacy_index()
 
-    def check_database(self, build_id: str) -> None:
-        check_sqlite_file(self.layout.chroma_dir(build_id) / "chroma.sqlite3", thorough=True)
+    def check_database(self, build_id: str, thorough: bool = True) -> None:
+        check_sqlite_file(self.layout.chroma_dir(build_id) / "chroma.sqlite3", thorough=thorough)
 
     def live_build(self) -> str | None:
         self._signature = pointer_signature(self.layout)
@@ -192,6 +200,9 @@ class ServerBackend:
     """
 
     derived_files_required = False
+    # A reader on another machine rebuilds a build's record from its chunks, which cannot say
+    # what it reads from earlier builds: every build holds all its chunks.
+    layers_supported = False
 
     def __init__(self, layout: IndexLayout, url: str) -> None:
         self.layout = layout
@@ -204,7 +215,7 @@ class ServerBackend:
     def legacy_index(self) -> bool:
         return False  # an older citeqa only kept its index on the local disk
 
-    def check_database(self, build_id: str) -> None:
+    def check_database(self, build_id: str, thorough: bool = True) -> None:
         pass  # the database is the server's; opening the collection checks it
 
     def live_build(self) -> str | None:

@@ -1,9 +1,11 @@
 """Rebuilding and syncing the index, with a report of what happened.
 
-Both write a complete new build beside the live one and publish it only once it is checked (chunk
-count, a probe query, the keyword index), so a failure or a kill at any moment leaves the old index
-answering. `sync` embeds only new and changed articles and copies the vectors of the others from
-the live build; when nothing changed it writes nothing. One writer at a time (`index.lock`).
+Both write a new build beside the live one and publish it only once it is checked (chunk count, a
+probe query, the keyword index), so a failure or a kill at any moment leaves the old index
+answering. A rebuild writes every article. A sync embeds only new and changed articles into its
+build, which reads the unchanged ones from the earlier builds holding them (`index.layering` says
+which, and when they are merged); when nothing changed it writes nothing. Builds are never changed
+once published. One writer at a time (`index.lock`).
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from index.backends import Backend, open_backend
 from index.chunking import chunk_article, searchable_text
 from index.config import IndexSettings
 from index.courtesy import wait_while_answering
+from index.dedup import SignatureCache
 from index.embeddings import Embedder
 from index.errors import CiteqaIndexError, IndexDamagedError, IndexWriteError
 from index.fingerprint import check_fingerprint, fingerprint_for, settings_key
 from index.keyword import build_keyword_index, load_keyword_index, save_keyword_index
+from index.layering import LayerPlan, plan_layers
 from index.layout import IndexLayout, new_build_id
 from index.lock import writer_lock
 from index.manifest import ArticleEntry, IndexFingerprint, Manifest, load_manifest, save_manifest
@@ -109,16 +113,19 @@ def update_index(
                 raise
             log.warning("the index pointer is damaged; rebuilding without the old index")
             live = None
-        else:  # what an earlier writer left unfinished, or had replaced when it was killed
-            if backend.remove_builds(keep={live} if live else set()):
+        previous = _previous_manifest(backend, live, mode)
+        if live is not None:  # what an earlier writer left unfinished, or replaced when killed
+            keep = set(previous.builds_read()) if previous is not None else {live}
+            if backend.remove_builds(keep=keep):
                 log.info("removed unfinished or replaced builds")
         if loaded is None:
-            result = load_sources(sources)
+            signatures = SignatureCache.load(layout.signatures_path)
+            result = load_sources(sources, signatures=signatures)
             loaded = (result.articles, result.rejected, result.duplicates)
+            _keep_signatures(signatures, layout)
         articles, rejected = _unique_ids(loaded[0], loaded[1])
         if not articles:
             raise nothing_read(sources, rejected)
-        previous = _previous_manifest(backend, live, mode)
         plan = plan_changes(previous.articles if previous else {}, articles)
         inputs = len(loaded[0]) + len(loaded[1]) + len(loaded[2])  # as the loader counted them
         outcome = _Outcome(mode, inputs, plan, tuple(loaded[2]), tuple(rejected), started)
@@ -127,18 +134,19 @@ def update_index(
         if in_step and previous is not None:
             check_build_files(backend, previous)  # "nothing to do" only for a sound index
             if previous.settings_key == key:
-                return outcome.report(previous.build_id, False, 0, previous.chunks)
+                return _unchanged(outcome, previous)
         model = embedder if isinstance(embedder, Embedder) else embedder()
         fingerprint = fingerprint_for(settings, model)
         if mode == "sync" and previous is not None:
             check_fingerprint(previous.fingerprint, fingerprint, syncing=True)
             if in_step:
-                return outcome.report(previous.build_id, False, 0, previous.chunks)
+                return _unchanged(outcome, previous)
         reuse = previous if mode == "sync" else None
+        layering = _layering(backend, reuse, plan, articles)
         build_id = new_build_id()
         try:
-            embedded, copied = write_build(
-                backend, build_id, settings, model, fingerprint, key, plan, reuse, steps
+            manifest, written = write_build(
+                backend, build_id, settings, model, fingerprint, key, plan, reuse, layering, steps
             )
         except BaseException:  # the unfinished build goes now (or, if killed, next time)
             try:
@@ -147,8 +155,21 @@ def update_index(
                 log.warning("could not remove the unfinished build %s: %s", build_id, e)
             raise
         backend.publish(build_id)
-        backend.remove_builds(keep={build_id})
-        return outcome.report(build_id, True, embedded, copied)
+        backend.remove_builds(keep=set(manifest.builds_read()))
+        return outcome.report(
+            build_id, True, written.embedded, manifest.chunks, written.copied, len(manifest.layers)
+        )
+
+
+def _keep_signatures(signatures: SignatureCache, layout: IndexLayout) -> None:
+    """Save the sources' signatures for the next run (a cache: failing to is no error)."""
+    if not signatures.changed:
+        return
+    try:
+        layout.root.mkdir(parents=True, exist_ok=True)
+        signatures.save(layout.signatures_path)
+    except OSError as e:
+        log.warning("could not keep the articles' signatures for the next sync: %s", e)
 
 
 @contextmanager
@@ -174,7 +195,15 @@ class _Outcome:
     rejected: tuple[Rejection, ...]
     started: float
 
-    def report(self, build_id: str, published: bool, embedded: int, copied: int) -> IndexReport:
+    def report(
+        self,
+        build_id: str,
+        published: bool,
+        embedded: int,
+        total: int,
+        rewritten: int = 0,
+        layers: int = 0,
+    ) -> IndexReport:
         plan = self.plan
         return IndexReport(
             mode=self.mode,
@@ -186,11 +215,13 @@ class _Outcome:
             duplicates=self.duplicates,
             rejected=self.rejected,
             chunks_embedded=embedded,
-            chunks_copied=copied,
-            chunks_total=embedded + copied,
+            chunks_copied=total - embedded,
+            chunks_total=total,
             build_id=build_id,
             published=published,
             seconds=time.perf_counter() - self.started,
+            chunks_rewritten=rewritten,
+            layers=layers,
         )
 
 
@@ -221,6 +252,14 @@ def _previous_manifest(backend: Backend, live: str | None, mode: Mode) -> Manife
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """What a writer put into its build: chunks embedded, and reused chunks copied in."""
+
+    embedded: int
+    copied: int
+
+
 def write_build(
     backend: Backend,
     build_id: str,
@@ -230,9 +269,12 @@ def write_build(
     key: str,
     plan: ChangePlan,
     reuse: Manifest | None,
+    layering: LayerPlan | None,
     steps: StepProgress | None,
-) -> tuple[int, int]:
-    """Write and check a complete new build; (chunks embedded, chunks copied)."""
+) -> tuple[Manifest, _Written]:
+    """Write and check a new build: every article (no `reuse`), the changed ones and the
+    unchanged ones `reuse` holds, copied (no `layering`), or the changed ones and those
+    `layering` copies, reading the rest from its layers. Its record, and what was written."""
     writer = BuildWriter(backend, build_id, fingerprint)
     try:
         entries: dict[str, ArticleEntry] = {}
@@ -241,25 +283,54 @@ def write_build(
         if reuse is None:
             to_embed = [*plan.unchanged, *to_embed]
         else:
-            copied = copy_unchanged(backend, reuse, plan.unchanged, writer, steps)
+            kept = layering.kept if layering is not None else {}
+            to_copy = [a for a in plan.unchanged if a.id not in kept]
+            copied = copy_unchanged(backend, reuse, to_copy, writer, steps)
             for article in plan.unchanged:
-                entries[article.id] = _entry(article, reuse.articles[article.id].chunk_ids)
+                entry = reuse.articles[article.id]
+                entries[article.id] = _entry(article, entry.chunk_ids, kept.get(article.id, ""))
         embedded = embed_articles(settings, embedder, fingerprint, to_embed, writer, steps)
         for article in to_embed:
             entries[article.id] = _entry(article, [c.id for c in embedded[article.id]])
-        chunks = copied + [c for article in to_embed for c in embedded[article.id]]
+        own = copied + [c for article in to_embed for c in embedded[article.id]]
         keyword_dir = backend.layout.keyword_dir(build_id)
-        save_keyword_index(build_keyword_index(chunks, settings.embed_titles), keyword_dir)
+        save_keyword_index(build_keyword_index(own, settings.embed_titles), keyword_dir)
         # The checks a reader makes, before anyone can read it.
-        writer.verify(len(chunks))
-        load_keyword_index(keyword_dir, len(chunks))
-        manifest = Manifest(build_id, writer.built_at, fingerprint, entries, key)
-        if manifest.chunks != len(chunks):
-            raise IndexDamagedError(f"The new build lists {manifest.chunks} of {len(chunks)}")
+        writer.verify(len(own))
+        load_keyword_index(keyword_dir, len(own))
+        layers = layering.layers if layering is not None else ()
+        manifest = Manifest(
+            build_id,
+            writer.built_at,
+            fingerprint,
+            entries,
+            key,
+            layers,
+            days_indexed=True,
+            texts_apart=writer.texts_apart,
+        )
+        if manifest.own_chunks != len(own):
+            raise IndexDamagedError(f"The new build lists {manifest.own_chunks} of {len(own)}")
         save_manifest(manifest, backend.layout.manifest_path(build_id))
     finally:
         writer.close()
-    return len(chunks) - len(copied), len(copied)
+    return manifest, _Written(len(own) - len(copied), len(copied))
+
+
+def _layering(
+    backend: Backend, reuse: Manifest | None, plan: ChangePlan, articles: Sequence[Article]
+) -> LayerPlan | None:
+    """The layers a sync's build reads, or None to write every chunk into it: for a rebuild, a
+    server (whose readers on other machines rebuild a build's record from its chunks alone), or
+    a live build whose chunks lack their publication days."""
+    if reuse is None or not backend.layers_supported or not reuse.days_indexed:
+        return None
+    layering = plan_layers(reuse, plan, {a.id: a.origin for a in articles})
+    if layering is not None:
+        # A build goes on being read by the next: a damaged one is not built upon. (A complete
+        # build's copy opens the live one, with a reader's checks.)
+        check_build_files(backend, reuse, thorough=False)
+    return layering
 
 
 def copy_unchanged(
@@ -357,19 +428,30 @@ def embed_batches(
     with_titles: bool = False,
     progress: ProgressCallback | None = None,
 ) -> Iterator[tuple[Sequence[Chunk], list[list[float]]]]:
-    """Yield `(chunks, vectors)` batch by batch, reporting progress after each."""
+    """Yield `(chunks, vectors)` batch by batch, reporting progress after each. Longest texts
+    first: the model pads each batch to its longest text, so batches of similar lengths waste
+    least (in article order, 0.85x of the model's rate over the same chunks sorted)."""
     if progress is not None:
         progress(0, len(chunks))
-    for begin in range(0, len(chunks), batch_size):
-        batch = chunks[begin : begin + batch_size]
+    texts = [searchable_text(c, with_titles) for c in chunks]
+    order = sorted(range(len(chunks)), key=lambda i: -len(texts[i]))
+    for begin in range(0, len(order), batch_size):
+        rows = order[begin : begin + batch_size]
         wait_while_answering()  # an answer being written gets the cores first
-        yield batch, embedder.embed_documents([searchable_text(c, with_titles) for c in batch])
+        yield [chunks[i] for i in rows], embedder.embed_documents([texts[i] for i in rows])
         if progress is not None:
-            progress(begin + len(batch), len(chunks))
+            progress(begin + len(rows), len(chunks))
 
 
-def _entry(article: Article, chunk_ids: Sequence[str]) -> ArticleEntry:
-    return ArticleEntry(article.content_hash, article.origin, article.source, tuple(chunk_ids))
+def _entry(article: Article, chunk_ids: Sequence[str], layer: str = "") -> ArticleEntry:
+    return ArticleEntry(
+        article.content_hash, article.origin, article.source, tuple(chunk_ids), layer
+    )
+
+
+def _unchanged(outcome: _Outcome, previous: Manifest) -> IndexReport:
+    """The report of a sync that found nothing to do."""
+    return outcome.report(previous.build_id, False, 0, previous.chunks, 0, len(previous.layers))
 
 
 def _unique_ids(

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from index.types import Article, Duplicate
@@ -33,6 +35,8 @@ DEFAULT_THRESHOLD = 0.8
 # missed pairs and more exact comparisons.
 LSH_THRESHOLD = 0.5
 NUM_PERM = 128
+# The signature of a text without words (never compared): values no real signature has.
+EMPTY_SIGNATURE = (1 << 32) - 1
 _MULTIPLIER = 0x100000001B3  # the 64-bit FNV prime
 
 _WORD = re.compile(r"\w+")
@@ -116,43 +120,153 @@ def preference_key(candidate: Candidate) -> tuple[int, str, int, str]:
 
 
 def find_duplicates(
-    candidates: Sequence[Candidate], *, threshold: float = DEFAULT_THRESHOLD
+    candidates: Sequence[Candidate],
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    signatures: SignatureCache | None = None,
 ) -> list[Match]:
-    """Every candidate that duplicates a kept one, in input order; deterministic for any order."""
-    from datasketch import MinHash, MinHashLSH
+    """Every candidate that duplicates a kept one, in input order; deterministic for any order.
 
-    hashes = [_shingle_hashes(normalize_words(c.text), SHINGLE_WORDS) for c in candidates]
-    shingles = {c.key: frozenset(h.tolist()) for c, h in zip(candidates, hashes, strict=True)}
-    signatures = dict(
-        zip(
-            (c.key for c in candidates),
-            MinHash.generator(
-                ((h & 0xFFFFFFFF).tolist() for h in hashes),
-                num_perm=NUM_PERM,
-                seed=1,
-                hashfunc=int,
-                scheme="affine32",
-            ),
-            strict=True,
-        )
+    `signatures` keeps each text's MinHash signature between runs (a sync reads every source
+    again; only new texts are hashed). Band buckets as datasketch's `MinHashLSH` makes them, grouped
+    at once with numpy, propose the pairs; the exact Jaccard similarity decides."""
+    import numpy as np
+
+    cache = signatures if signatures is not None else SignatureCache()
+    matrix = cache.signatures([c.text for c in candidates])
+    mates = _band_mates(matrix, min(LSH_THRESHOLD, threshold))
+    shingles: dict[int, frozenset[int]] = {}
+
+    def shingles_of(row: int) -> frozenset[int]:
+        if row not in shingles:
+            words = normalize_words(candidates[row].text)
+            shingles[row] = frozenset(_shingle_hashes(words, SHINGLE_WORDS).tolist())
+        return shingles[row]
+
+    empty = np.all(matrix == EMPTY_SIGNATURE, axis=1)
+    kept: set[int] = set()
+    matches: dict[int, Match] = {}
+    order = sorted(
+        range(len(candidates)), key=lambda i: (preference_key(candidates[i]), candidates[i].key)
     )
-    lsh = MinHashLSH(threshold=min(LSH_THRESHOLD, threshold), num_perm=NUM_PERM)
-    matches: dict[str, Match] = {}
-    for candidate in sorted(candidates, key=lambda c: (preference_key(c), c.key)):
-        own = shingles[candidate.key]
-        if not own:  # no words at all: nothing to compare, keep it
+    for row in order:
+        if empty[row]:  # no words at all: nothing to compare, keep it
             continue
-        signature = signatures[candidate.key]
         best: Match | None = None
-        for other in sorted(str(k) for k in lsh.query(signature)):
-            similarity = jaccard(own, shingles[other])
+        for other in sorted(
+            (o for o in mates.get(row, ()) if o in kept), key=lambda o: candidates[o].key
+        ):
+            similarity = jaccard(shingles_of(row), shingles_of(other))
             if similarity >= threshold and (best is None or similarity > best.similarity):
-                best = Match(candidate.key, other, similarity)
+                best = Match(candidates[row].key, candidates[other].key, similarity)
         if best is None:
-            lsh.insert(candidate.key, signature)
+            kept.add(row)
         else:
-            matches[candidate.key] = best
-    return [matches[c.key] for c in candidates if c.key in matches]
+            matches[row] = best
+    return [matches[i] for i in range(len(candidates)) if i in matches]
+
+
+def _band_mates(matrix: Any, threshold: float) -> dict[int, set[int]]:
+    """For each row, the other rows whose signatures agree on at least one band: the pairs an
+    LSH index with these bands proposes."""
+    import numpy as np
+    from datasketch import MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
+    mates: dict[int, set[int]] = {}
+    for begin, end in lsh.hashranges:
+        band = np.ascontiguousarray(matrix[:, begin:end])
+        keys = band.view(np.dtype((np.void, band.dtype.itemsize * (end - begin)))).ravel()
+        _, groups, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        shared = counts[groups] > 1
+        rows = np.flatnonzero(shared)
+        by_group: dict[int, list[int]] = {}
+        for row, group in zip(rows.tolist(), groups[shared].tolist(), strict=True):
+            by_group.setdefault(group, []).append(row)
+        for members in by_group.values():
+            for row in members:
+                mates.setdefault(row, set()).update(members)
+    for row, others in mates.items():
+        others.discard(row)
+    return mates
+
+
+class SignatureCache:
+    """The MinHash signature of each text, by a digest of the text: kept on disk between runs
+    (`load`, `save`), so that reading an archive again hashes only the texts new to it."""
+
+    def __init__(self, known: Mapping[bytes, Any] | None = None) -> None:
+        self._known: dict[bytes, Any] = dict(known or {})
+        self._loaded = len(self._known)
+        self._used: dict[bytes, Any] = {}
+
+    @property
+    def changed(self) -> bool:
+        """Whether `save` would write other signatures than were loaded."""
+        return len(self._known) != self._loaded or len(self._used) != self._loaded
+
+    def signatures(self, texts: Sequence[str]) -> Any:
+        """One row of `NUM_PERM` values per text (`EMPTY_SIGNATURE` for a text without words)."""
+        import numpy as np
+
+        digests = [
+            hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+            for t in texts
+        ]
+        missing = {d: t for d, t in zip(digests, texts, strict=True) if d not in self._known}
+        if missing:
+            self._known.update(zip(missing, _minhash([*missing.values()]), strict=True))
+        matrix = np.empty((len(texts), NUM_PERM), dtype=np.uint64)
+        for row, digest in enumerate(digests):
+            matrix[row] = self._used[digest] = self._known[digest]
+        return matrix
+
+    @classmethod
+    def load(cls, path: Path) -> SignatureCache:
+        """The signatures saved at `path`; none when it is missing or unreadable (a cache)."""
+        import numpy as np
+
+        try:
+            with np.load(path) as saved:
+                digests, values = saved["digests"], saved["signatures"]
+            if values.shape != (len(digests), NUM_PERM):
+                return cls()
+            return cls(
+                {bytes(d): v.astype(np.uint64) for d, v in zip(digests, values, strict=True)}
+            )
+        except (OSError, ValueError, KeyError, EOFError):
+            return cls()
+
+    def save(self, path: Path) -> None:
+        """Keep the signatures of the texts asked for since loading (written beside, renamed)."""
+        import numpy as np
+
+        digests = np.array(list(self._used), dtype="S16")
+        values = np.array(list(self._used.values()), dtype=np.uint32).reshape(-1, NUM_PERM)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+        np.savez(temporary, digests=digests, signatures=values)
+        os.replace(temporary, path)
+
+
+def _minhash(texts: Sequence[str]) -> list[Any]:
+    """The signatures of `texts`, as datasketch computes them (affine hashing of the lower 32 bits
+    of each shingle hash, seed 1)."""
+    import numpy as np
+    from datasketch import MinHash
+
+    hashes = [_shingle_hashes(normalize_words(t), SHINGLE_WORDS) for t in texts]
+    generated = MinHash.generator(
+        ((h & 0xFFFFFFFF).tolist() for h in hashes),
+        num_perm=NUM_PERM,
+        seed=1,
+        hashfunc=int,
+        scheme="affine32",
+    )
+    empty = np.full(NUM_PERM, EMPTY_SIGNATURE, dtype=np.uint64)
+    return [
+        signature.hashvalues if len(h) else empty
+        for signature, h in zip(generated, hashes, strict=True)
+    ]
 
 
 def _shingle_hashes(words: Sequence[str], size: int) -> np.ndarray[Any, np.dtype[np.uint64]]:
@@ -180,14 +294,17 @@ def _word_hash(word: str) -> int:
 
 
 def merge_duplicates(
-    articles: Sequence[Article], *, threshold: float = DEFAULT_THRESHOLD
+    articles: Sequence[Article],
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    signatures: SignatureCache | None = None,
 ) -> tuple[tuple[Article, ...], tuple[Duplicate, ...]]:
     """The unique articles, in input order, each listing its dropped copies; and the copies."""
     candidates = [
         Candidate(key=str(i), text=a.text, published=a.published, article_id=a.id)
         for i, a in enumerate(articles)
     ]
-    matches = find_duplicates(candidates, threshold=threshold)
+    matches = find_duplicates(candidates, threshold=threshold, signatures=signatures)
     merged: dict[int, list[str]] = {}
     duplicates = []
     for match in matches:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from bm25s import BM25
 
 STOPWORDS = "en"
+PARAMETERS = "params.index.json"  # bm25s's parameters file, which holds the chunk count
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,86 +38,167 @@ class KeywordHit:
 
 
 @dataclass(frozen=True, slots=True)
-class _KeywordState:
-    model: BM25
+class _Layer:
+    """One build's BM25 index, and which of its chunks are still in the index."""
+
+    model: BM25 | None  # None for a build with no chunks of its own (a sync that only removed)
     chunk_ids: list[str]
     article_ids: list[str]
     articles: Any  # numpy array of article_ids, for exclusion masks
     ids: Any  # numpy array of chunk_ids, for the ids within a range of days
     days: Any  # numpy array of publication days (YYYYMMDD, 0 unknown), or None (an older build)
+    shown: Any  # numpy bool array, False for chunks a later build hid; None: none hidden
+
+    @property
+    def visible(self) -> int:
+        return len(self.chunk_ids) if self.shown is None else int(self.shown.sum())
+
+    def frequency(self, term: str) -> int:
+        """How many of the layer's chunks hold `term` (hidden ones included, as in Lucene)."""
+        index = self.vocabulary.get(term)
+        if self.model is None or index is None:
+            return 0
+        pointers = self.model.scores["indptr"]
+        return int(pointers[index + 1] - pointers[index])
+
+    @property
+    def vocabulary(self) -> dict[str, int]:
+        return {} if self.model is None else self.model.vocab_dict
+
+    def keep(self, exclude_articles: Collection[str], days: DayRange | None) -> Any:
+        """The rows a search may return: shown, not excluded, within `days` when bounded."""
+        keep = np.ones(len(self.chunk_ids), dtype=bool) if self.shown is None else self.shown.copy()
+        if exclude_articles:
+            keep &= ~np.isin(self.articles, list(exclude_articles))
+        if days is not None and days.bounded and self.days is not None:
+            keep &= self.days >= days.lowest
+            if days.last is not None:
+                keep &= self.days <= days.last
+        return keep
+
+    def scores(self, tokens: Sequence[str], weights: Mapping[str, float]) -> Any:
+        """Each chunk's BM25 score for `tokens`, each term's stored score times its weight."""
+        scores = np.zeros(len(self.chunk_ids), dtype=np.float32)
+        if self.model is None:
+            return scores
+        data = self.model.scores["data"]
+        indices = self.model.scores["indices"]
+        pointers = self.model.scores["indptr"]
+        for token in tokens:
+            index = self.model.vocab_dict.get(token)
+            if index is None:
+                continue
+            begin, end = int(pointers[index]), int(pointers[index + 1])
+            # A term's postings name each chunk once, so this adds without collisions.
+            scores[indices[begin:end]] += np.float32(weights[token]) * data[begin:end]
+        return scores
+
+
+def _layer(
+    model: BM25 | None, chunk_ids: list[str], article_ids: list[str], days: list[int] | None
+) -> _Layer:
+    return _Layer(
+        model,
+        chunk_ids,
+        article_ids,
+        np.asarray(article_ids, dtype=object),  # not fixed-width: 4 bytes a letter a chunk
+        np.asarray(chunk_ids, dtype=object),
+        None if days is None else np.asarray(days, dtype=np.int64),
+        None,
+    )
+
+
+def lucene_idf(frequency: int, documents: int) -> float:
+    """BM25's inverse document frequency as bm25s computes it (its default, Lucene's)."""
+    return math.log(1 + (documents - frequency + 0.5) / (frequency + 0.5))
 
 
 class KeywordIndex:
-    """BM25 over chunk texts; `search` returns chunk ids, best first."""
+    """BM25 over chunk texts; `search` returns chunk ids, best first.
+
+    An index can stack several builds' indexes (`stacked`): a build written by a sync holds only
+    the changed chunks and reads the rest from earlier builds. Each layer's stored scores are
+    rescaled to term weights computed over all layers together, so a chunk scores as it would in
+    one index of them all (up to the document lengths' average, which each layer keeps)."""
 
     def __init__(
         self,
-        model: BM25,
+        model: BM25 | None,
         chunk_ids: list[str],
         article_ids: list[str],
         days: list[int] | None = None,
     ) -> None:
-        day_array = None if days is None else np.asarray(days, dtype=np.int64)
-        self._state = _KeywordState(
-            model,
-            chunk_ids,
-            article_ids,
-            np.asarray(article_ids),
-            np.asarray(chunk_ids, dtype=object),
-            day_array,
-        )
+        self._layers: tuple[_Layer, ...] = (_layer(model, chunk_ids, article_ids, days),)
 
-    @property
-    def _model(self) -> BM25:
-        return self._state.model
+    @classmethod
+    def stacked(cls, parts: Sequence[tuple[KeywordIndex, Collection[str]]]) -> KeywordIndex:
+        """One index over `parts`, each a single build's index and the chunk ids hidden in it."""
+        layers: list[_Layer] = []
+        for index, hidden in parts:
+            for layer in index._layers:
+                shown = None
+                if hidden:  # a set lookup per chunk: faster than np.isin on strings
+                    wanted = frozenset(hidden)
+                    count = len(layer.chunk_ids)
+                    shown = np.fromiter((i not in wanted for i in layer.chunk_ids), bool, count)
+                layers.append(replace(layer, shown=shown))
+        stacked = cls.__new__(cls)
+        stacked._layers = tuple(layers)
+        return stacked
 
     @property
     def chunk_ids(self) -> list[str]:
-        return self._state.chunk_ids
+        return [i for layer in self._layers for i in _shown(layer, layer.chunk_ids)]
 
     @property
     def article_ids(self) -> list[str]:
-        return self._state.article_ids
+        return [i for layer in self._layers for i in _shown(layer, layer.article_ids)]
 
     @property
     def days(self) -> list[int] | None:
-        return None if self._state.days is None else [int(d) for d in self._state.days]
+        if not self.days_indexed:
+            return None
+        return [int(d) for layer in self._layers for d in _shown(layer, layer.days)]
 
     def ids_within(self, days: DayRange) -> list[str] | None:
         """The ids of the chunks published within `days` (None for a build that does not know
         its days): what a vector search is then limited to."""
-        state = self._state
-        if state.days is None:
+        if not self.days_indexed:
             return None
-        keep = state.days >= days.lowest
-        if days.last is not None:
-            keep &= state.days <= days.last
-        chosen: list[str] = state.ids[keep].tolist()
+        chosen: list[str] = []
+        for layer in self._layers:
+            chosen.extend(layer.ids[layer.keep((), days)].tolist())
         return chosen
 
     @property
     def days_indexed(self) -> bool:
         """Whether a search can keep a range of publication days (builds before it could not)."""
-        return self._state.days is not None
+        return all(layer.days is not None for layer in self._layers)
 
     def follow(self, other: KeywordIndex) -> None:
         """Answer as `other` from now on (one assignment: a search sees one or the other)."""
-        self._state = other._state
+        self._layers = other._layers
 
     def save_model(self, directory: Path) -> None:
-        self._model.save(str(directory), show_progress=False)
+        if len(self._layers) != 1:
+            raise ValueError("only one build's keyword index is saved")
+        model = self._layers[0].model
+        if model is None:  # no chunks: the parameters file alone says so
+            (directory / PARAMETERS).write_text(json.dumps({"num_docs": 0}), encoding="utf-8")
+        else:
+            model.save(str(directory), show_progress=False)
 
     def __len__(self) -> int:
-        return len(self.chunk_ids)
+        return sum(layer.visible for layer in self._layers)
 
     def term_weight(self, term: str) -> float:
         """How rare a (lower-cased) word is among the chunks: BM25's inverse document frequency,
         the highest for a word no chunk has."""
-        index = self._model.vocab_dict.get(term)
-        pointers = self._model.scores["indptr"]
-        frequency = 0 if index is None else int(pointers[index + 1] - pointers[index])
-        total = len(self.chunk_ids)
-        return math.log(1 + (total - frequency + 0.5) / (frequency + 0.5))
+        layers = self._layers
+        return lucene_idf(
+            sum(layer.frequency(term) for layer in layers),
+            sum(len(layer.chunk_ids) for layer in layers),
+        )
 
     def search(
         self,
@@ -127,27 +209,37 @@ class KeywordIndex:
     ) -> list[KeywordHit]:
         """The best `k` chunks for `query` with a score above zero, leaving out some articles
         and, when `days` is bounded (and the build knows its days), chunks published outside it."""
-        state = self._state
-        vocab: dict[str, int] = state.model.vocab_dict
-        tokens = [t for t in tokenize([query])[0] if t in vocab]
-        if not tokens or k <= 0 or not state.chunk_ids:
+        layers = self._layers
+        tokens = [t for t in tokenize([query])[0] if any(t in layer.vocabulary for layer in layers)]
+        if not tokens or k <= 0:
             return []
-        keep = np.ones(len(state.chunk_ids), dtype=bool)
-        if exclude_articles:
-            keep &= ~np.isin(state.articles, list(exclude_articles))
-        if days is not None and days.bounded and state.days is not None:
-            keep &= state.days >= days.lowest
-            if days.last is not None:
-                keep &= state.days <= days.last
-        mask = None if keep.all() else keep.astype(np.float32)
-        documents, scores = state.model.retrieve(
-            [tokens], k=min(k, len(state.chunk_ids)), show_progress=False, weight_mask=mask
-        )
-        return [
-            KeywordHit(state.chunk_ids[int(d)], state.article_ids[int(d)], float(s))
-            for d, s in zip(documents[0], scores[0], strict=True)
-            if s > 0
-        ]
+        weights = {t: self.term_weight(t) for t in set(tokens)}
+        hits: list[KeywordHit] = []
+        for layer in layers:
+            if not layer.chunk_ids:
+                continue
+            documents = len(layer.chunk_ids)
+            own = {t: lucene_idf(layer.frequency(t), documents) for t in weights}
+            scaled = {t: weights[t] / own[t] for t in weights}
+            scores = layer.scores(tokens, scaled) * layer.keep(exclude_articles, days)
+            for row in _top(scores, k):
+                hits.append(
+                    KeywordHit(layer.chunk_ids[row], layer.article_ids[row], float(scores[row]))
+                )
+        hits.sort(key=lambda h: -h.score)
+        return hits[:k]
+
+
+def _shown(layer: _Layer, values: Any) -> Any:
+    return values if layer.shown is None else np.asarray(values)[layer.shown]
+
+
+def _top(scores: Any, k: int) -> list[int]:
+    """The rows of the `k` highest scores above zero, highest first."""
+    positive = np.flatnonzero(scores > 0)
+    if len(positive) > k:
+        positive = positive[np.argpartition(-scores[positive], k - 1)[:k]]
+    return [int(i) for i in positive[np.argsort(-scores[positive], kind="stable")]]
 
 
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
@@ -163,8 +255,12 @@ def build_keyword_index(chunks: Sequence[Chunk], with_titles: bool = False) -> K
     import bm25s
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)
-    model = bm25s.BM25()
-    model.index(tokenize([searchable_text(c, with_titles) for c in chunks]), show_progress=False)
+    model = None
+    if chunks:  # bm25s cannot index nothing
+        model = bm25s.BM25()
+        model.index(
+            tokenize([searchable_text(c, with_titles) for c in chunks]), show_progress=False
+        )
     return KeywordIndex(
         model,
         [c.id for c in chunks],
@@ -189,6 +285,24 @@ def save_keyword_index(keyword: KeywordIndex, directory: Path) -> None:
     )
 
 
+def check_keyword_count(directory: Path, expected_chunks: int) -> None:
+    """`IndexDamagedError` unless the index saved in `directory` says it holds `expected_chunks`
+    (its parameters file only: a check that costs nothing at any size)."""
+    path = directory / PARAMETERS
+    try:
+        documents = int(json.loads(path.read_text(encoding="utf-8"))["num_docs"])
+    except FileNotFoundError as e:
+        raise damaged(f"The keyword index at {directory} is missing") from e
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise damaged(
+            f"The keyword index at {directory} is damaged ({e.__class__.__name__})"
+        ) from e
+    if documents != expected_chunks:
+        raise damaged(
+            f"The keyword index has {documents} chunks but the vector index has {expected_chunks}"
+        )
+
+
 def load_keyword_index(directory: Path, expected_chunks: int) -> KeywordIndex:
     """The index saved in `directory`; `IndexDamagedError` if it is missing, damaged or out of
     step with the vector index's `expected_chunks`."""
@@ -196,7 +310,10 @@ def load_keyword_index(directory: Path, expected_chunks: int) -> KeywordIndex:
 
     try:
         ids = json.loads((directory / "chunks.json").read_text(encoding="utf-8"))
-        model = bm25s.BM25.load(str(directory), show_progress=False)
+        # Memory-mapped: a search reads only its terms' postings, so a large index costs what is
+        # searched, not its size, in resident memory.
+        empty = json.loads((directory / PARAMETERS).read_text(encoding="utf-8"))["num_docs"] == 0
+        model = None if empty else bm25s.BM25.load(str(directory), show_progress=False, mmap=True)
         days = ids.get("days")  # absent in builds written before days were indexed
         keyword = KeywordIndex(
             model,
@@ -204,7 +321,7 @@ def load_keyword_index(directory: Path, expected_chunks: int) -> KeywordIndex:
             list(ids["article_ids"]),
             None if days is None else [int(d) for d in days],
         )
-        documents = int(model.scores["num_docs"])
+        documents = 0 if model is None else int(model.scores["num_docs"])
     except FileNotFoundError as e:
         raise damaged(f"The keyword index at {directory} is missing") from e
     except (OSError, ValueError, KeyError, TypeError, EOFError) as e:

@@ -4,9 +4,11 @@
 <index_dir>/<collection>/
     CURRENT                   the live build's id; replaced in one rename when a build is ready
     writer.lock, writer.json  the writers' lock and who holds it (index.lock)
+    signatures.npz            the articles' MinHash signatures, kept by writers (a cache)
     builds/<build id>/
         chroma/               the Chroma directory (local mode; on the server otherwise)
         keyword/              the BM25 keyword index
+        texts.sqlite3         the chunk texts (index.texts; older builds keep them in chroma/)
         manifest.json         per-article content hashes and chunk ids (index.manifest)
 ```
 
@@ -48,6 +50,10 @@ class IndexLayout:
         return self.root / POINTER
 
     @property
+    def signatures_path(self) -> Path:
+        return self.root / "signatures.npz"
+
+    @property
     def builds(self) -> Path:
         return self.root / "builds"
 
@@ -67,6 +73,9 @@ class IndexLayout:
 
     def keyword_dir(self, build_id: str) -> Path:
         return self.build_dir(build_id) / "keyword"
+
+    def texts_path(self, build_id: str) -> Path:
+        return self.build_dir(build_id) / "texts.sqlite3"
 
     def manifest_path(self, build_id: str) -> Path:
         return self.build_dir(build_id) / "manifest.json"
@@ -168,8 +177,9 @@ def remove_stale_files(layout: IndexLayout, keep: set[str]) -> list[str]:
             shutil.rmtree(layout.build_dir(build_id), ignore_errors=True)
             removed.append(build_id)
     if layout.root.is_dir():
-        for leftover in layout.root.glob(f".{POINTER}.*.tmp"):
-            leftover.unlink(missing_ok=True)
+        for pattern in (f".{POINTER}.*.tmp", f".{layout.signatures_path.name}.*.tmp.npz"):
+            for leftover in layout.root.glob(pattern):
+                leftover.unlink(missing_ok=True)
     return removed
 
 

@@ -2,6 +2,10 @@
 
 `sync` compares articles against it to embed only what is new or changed; `stats` reads its counts
 instead of every chunk. It is written once, beside the build, before the build goes live.
+
+A build written by a sync may hold only the chunks of what changed and read the rest from earlier
+builds, its layers (`Layer`), minus the chunks it hides there; each article's entry names the build
+holding its chunks. See docs/articles-and-index.md, "Sync in proportion to the change".
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from index.layout import damaged, write_atomically
+from index.layout import damaged, is_build_id, write_atomically
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: layers; a build without them is written as 1, as before
+READ_VERSIONS = (1, 2)
 _PREFIX = "citeqa:"
 
 
@@ -71,6 +76,21 @@ class ArticleEntry:
     origin: str
     source: str | None
     chunk_ids: tuple[str, ...]
+    layer: str = ""  # the build holding the chunks ("": the build this record belongs to)
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """An earlier build a build reads beside its own chunks: how many chunks it holds (checked at
+    open) and those of them no longer in the index (left out of every search)."""
+
+    build_id: str
+    chunks: int
+    hidden: frozenset[str] = frozenset()
+
+    @property
+    def live(self) -> int:
+        return self.chunks - len(self.hidden)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +104,34 @@ class Manifest:
     # The settings the fingerprint came from (see `index.fingerprint.settings_key`): equal keys mean
     # equal fingerprint, so a writer can tell that nothing changed without loading the model.
     settings_key: str = ""
+    layers: tuple[Layer, ...] = ()  # earlier builds read beside this one's own, oldest first
+    # Whether every chunk carries its publication day (builds before days were indexed do not;
+    # a sync writes those anew rather than layer on them).
+    days_indexed: bool = False
+    # Whether the chunk texts are in the build's own file (`index.texts`), not Chroma documents.
+    texts_apart: bool = False
 
     @property
     def chunks(self) -> int:
+        """Chunks in the index: this build's own and its layers' not hidden."""
         return sum(len(entry.chunk_ids) for entry in self.articles.values())
+
+    @property
+    def own_chunks(self) -> int:
+        """Chunks stored in this build's own collection."""
+        return sum(
+            len(entry.chunk_ids)
+            for entry in self.articles.values()
+            if self.holder(entry) == self.build_id
+        )
+
+    def holder(self, entry: ArticleEntry) -> str:
+        """The id of the build holding `entry`'s chunks."""
+        return entry.layer or self.build_id
+
+    def builds_read(self) -> tuple[str, ...]:
+        """Every build a reader of this one opens, oldest first, this one last."""
+        return (*(layer.build_id for layer in self.layers), self.build_id)
 
     def sources(self) -> tuple[tuple[str, int], ...]:
         """(outlet, articles) pairs, most articles first."""
@@ -99,47 +143,72 @@ class Manifest:
 
 
 def manifest_to_json(manifest: Manifest) -> str:
-    return json.dumps(
-        {
-            "version": MANIFEST_VERSION,
-            "build": manifest.build_id,
-            "built_at": manifest.built_at,
-            "fingerprint": dataclasses.asdict(manifest.fingerprint),
-            "settings_key": manifest.settings_key,
-            "articles": {
-                article_id: {
-                    "hash": entry.content_hash,
-                    "origin": entry.origin,
-                    "source": entry.source,
-                    "chunks": list(entry.chunk_ids),
-                }
-                for article_id, entry in manifest.articles.items()
-            },
+    record: dict[str, Any] = {
+        "version": MANIFEST_VERSION if manifest.layers else 1,
+        "build": manifest.build_id,
+        "built_at": manifest.built_at,
+        "fingerprint": dataclasses.asdict(manifest.fingerprint),
+        "settings_key": manifest.settings_key,
+        "days_indexed": manifest.days_indexed,
+        "texts_apart": manifest.texts_apart,
+        "articles": {
+            article_id: _entry_record(entry) for article_id, entry in manifest.articles.items()
         },
-        ensure_ascii=False,
-    )
+    }
+    if manifest.layers:
+        record["layers"] = [
+            {"build": layer.build_id, "chunks": layer.chunks, "hidden": sorted(layer.hidden)}
+            for layer in manifest.layers
+        ]
+    return json.dumps(record, ensure_ascii=False)
+
+
+def _entry_record(entry: ArticleEntry) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "hash": entry.content_hash,
+        "origin": entry.origin,
+        "source": entry.source,
+        "chunks": list(entry.chunk_ids),
+    }
+    if entry.layer:
+        record["layer"] = entry.layer
+    return record
 
 
 def manifest_from_json(text: str) -> Manifest:
     """The manifest in `text`; ValueError (or KeyError, TypeError) when it is not one."""
     raw = json.loads(text)
-    if raw.get("version") != MANIFEST_VERSION:
+    if raw.get("version") not in READ_VERSIONS:
         raise ValueError(f"unknown manifest version {raw.get('version')!r}")
-    return Manifest(
+    manifest = Manifest(
         build_id=str(raw["build"]),
         built_at=str(raw["built_at"]),
         fingerprint=IndexFingerprint(**raw["fingerprint"]),
         settings_key=str(raw.get("settings_key", "")),
+        days_indexed=bool(raw.get("days_indexed", False)),
+        texts_apart=bool(raw.get("texts_apart", False)),
         articles={
             str(article_id): ArticleEntry(
                 content_hash=str(entry["hash"]),
                 origin=str(entry["origin"]),
                 source=None if entry["source"] is None else str(entry["source"]),
                 chunk_ids=tuple(str(c) for c in entry["chunks"]),
+                layer=str(entry.get("layer", "")),
             )
             for article_id, entry in raw["articles"].items()
         },
+        layers=tuple(
+            Layer(str(layer["build"]), int(layer["chunks"]), frozenset(map(str, layer["hidden"])))
+            for layer in raw.get("layers", ())
+        ),
     )
+    builds = set(manifest.builds_read())
+    distinct = len(builds) == len(manifest.layers) + 1
+    if not distinct or not all(is_build_id(layer.build_id) for layer in manifest.layers):
+        raise ValueError("the record's layers are not distinct builds")
+    if any(manifest.holder(entry) not in builds for entry in manifest.articles.values()):
+        raise ValueError("an article's chunks are in a build the record does not read")
+    return manifest
 
 
 def save_manifest(manifest: Manifest, path: Path) -> None:

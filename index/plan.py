@@ -27,11 +27,15 @@ class IndexReport:
     duplicates: tuple[Duplicate, ...]
     rejected: tuple[Rejection, ...]
     chunks_embedded: int
-    chunks_copied: int
+    chunks_copied: int  # reused, not embedded: copied, or left in an earlier build
     chunks_total: int  # in the live build after the run
     build_id: str  # the live build after the run
     published: bool  # whether a new build went live (False: nothing changed)
     seconds: float
+    # Of the reused chunks, those copied into the new build (the rest stay in earlier builds it
+    # reads), and how many earlier builds it reads.
+    chunks_rewritten: int = 0
+    layers: int = 0
 
     def __post_init__(self) -> None:
         if self.accepted + len(self.rejected) != self.inputs:

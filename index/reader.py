@@ -4,19 +4,33 @@ writer publishes, and query it."""
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from index.backends import Backend, open_backend
-from index.collection import PAGE, iterate_metadata, iterate_records, query_collection
+from index.collection import (
+    PAGE,
+    exact_query,
+    iterate_metadata,
+    iterate_records,
+    query_collection,
+)
 from index.errors import CiteqaIndexError, IndexDamagedError, IndexNotBuiltError
 from index.fingerprint import check_fingerprint
-from index.keyword import KeywordIndex, build_keyword_index, load_keyword_index, save_keyword_index
+from index.integrity import check_sqlite_file
+from index.keyword import (
+    KeywordIndex,
+    build_keyword_index,
+    check_keyword_count,
+    load_keyword_index,
+    save_keyword_index,
+)
 from index.layout import REBUILD_HINT, IndexLayout, damaged
 from index.manifest import ArticleEntry, IndexFingerprint, Manifest, load_manifest, save_manifest
 from index.records import (
@@ -25,27 +39,138 @@ from index.records import (
     BUILT_AT,
     DAYS_INDEXED,
     LATEST_DAY,
+    TEXTS_APART,
     chunk_from_record,
     text_or_none,
 )
 from index.stored import IndexStats, RetrievedChunk, StoredChunk
-from index.types import Chunk, DayRange
+from index.texts import TextReader
+from index.types import Chunk, DayRange, day_number
 
 if TYPE_CHECKING:
     from index.backends import ChromaCollection, ClientAPI
 
 log = logging.getLogger(__name__)
+# A date window holding more chunks than this is kept by searching deeper rather than by passing
+# its ids to Chroma (which looks each one up: a window of most of a million chunks took seconds).
+ID_FILTER_LIMIT = 50_000
+# A window holding at most this many chunks is searched exactly, over their stored vectors (see
+# `index.collection.exact_query`); between the two, Chroma's search limited to the window's ids.
+EXACT_LIMIT = 400
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One build's collection a reader searches: its own chunks, or a layer's minus those a
+    later build hid (see `index.manifest.Layer`)."""
+
+    build_id: str
+    collection: ChromaCollection
+    count: int
+    hidden: frozenset[str] = frozenset()
+    texts: TextReader | None = None  # where the chunk texts are, if not in the collection
+
+    def with_texts(self, chunks: list[Chunk]) -> list[Chunk]:
+        """`chunks` (read from the collection) with their texts."""
+        if self.texts is None or not chunks:
+            return chunks
+        texts = self.texts.texts([c.id for c in chunks])
+        missing = [c.id for c in chunks if c.id not in texts]
+        if missing:
+            raise damaged(f"Build {self.build_id} lacks the texts of {len(missing)} chunk(s)")
+        return [replace(c, text=texts[c.id]) for c in chunks]
 
 
 @dataclass(slots=True)
 class _OpenBuild:
-    """A build a reader has open: its collection, record and (once asked for) keyword index."""
+    """A build a reader has open: the collections it searches (its layers', its own last), its
+    record and (once asked for) keyword index."""
 
     build_id: str
-    client: ClientAPI
-    collection: ChromaCollection
+    parts: tuple[_Part, ...]
     manifest: Manifest
     keyword: KeywordIndex | None = field(default=None)
+
+    @property
+    def own(self) -> _Part:
+        return self.parts[-1]
+
+
+class _Opened:
+    """The builds' collections a reader holds open, each shared by the builds that read it (a
+    sync's build reads the unchanged chunks from the builds before it), with their keyword
+    indexes once loaded."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._open: dict[str, tuple[ClientAPI, ChromaCollection, TextReader | None]] = {}
+        self._users: dict[str, int] = {}
+        self.keywords: dict[str, KeywordIndex] = {}
+
+    def open(self, manifest: Manifest) -> tuple[_Part, ...]:
+        """The parts of the build `manifest` records, each opened and checked once."""
+        hidden = {layer.build_id: layer.hidden for layer in manifest.layers}
+        counts = {layer.build_id: layer.chunks for layer in manifest.layers}
+        counts[manifest.build_id] = manifest.own_chunks
+        parts: list[_Part] = []
+        try:
+            for build_id in manifest.builds_read():
+                collection, texts = self._acquire(build_id, manifest, counts[build_id])
+                hides = hidden.get(build_id, frozenset())
+                parts.append(_Part(build_id, collection, counts[build_id], hides, texts))
+        except BaseException:
+            self.release(tuple(parts))
+            raise
+        return tuple(parts)
+
+    def _acquire(
+        self, build_id: str, manifest: Manifest, count: int
+    ) -> tuple[ChromaCollection, TextReader | None]:
+        if build_id not in self._open:
+            client, collection = self._backend.open_collection(build_id)
+            try:
+                check_collection(build_id, collection, manifest, count)
+                texts = None
+                if (collection.metadata or {}).get(TEXTS_APART):
+                    texts = TextReader(self._backend.layout.texts_path(build_id), count)
+            except BaseException:
+                self._backend.release(client)
+                raise
+            self._open[build_id] = (client, collection, texts)
+        self._users[build_id] = self._users.get(build_id, 0) + 1
+        _, collection, texts = self._open[build_id]
+        return collection, texts
+
+    def release(self, parts: Sequence[_Part]) -> None:
+        for part in parts:
+            self._users[part.build_id] -= 1
+            if not self._users[part.build_id]:
+                del self._users[part.build_id]
+                client, _, texts = self._open.pop(part.build_id)
+                self.keywords.pop(part.build_id, None)
+                if texts is not None:
+                    texts.close()
+                self._backend.release(client)
+
+    def keyword(self, part: _Part, manifest: Manifest) -> KeywordIndex:
+        """The part's own keyword index, loaded once."""
+        if part.build_id not in self.keywords:
+            self.keywords[part.build_id] = open_keyword_layer(
+                self._backend, part.build_id, part.count, self._open[part.build_id][1], manifest
+            )
+        return self.keywords[part.build_id]
+
+    def has_keyword_files(self, build_id: str) -> bool:
+        return build_id in self.keywords or self._backend.layout.keyword_dir(build_id).exists()
+
+    def close(self) -> None:
+        for client, _, texts in self._open.values():
+            if texts is not None:
+                texts.close()
+            self._backend.release(client)
+        self._open.clear()
+        self._users.clear()
+        self.keywords.clear()
 
 
 class Store:
@@ -57,7 +182,8 @@ class Store:
         self._backend = backend
         self._lock = threading.RLock()
         self._expected: IndexFingerprint | None = None
-        self._current = open_live(backend)
+        self._opened = _Opened(backend)
+        self._current = open_live(backend, self._opened)
         self._retired: list[_OpenBuild] = []
         self._keyword: KeywordIndex | None = None  # handed out once; follows each new build
 
@@ -86,16 +212,16 @@ class Store:
             if build_id is None or build_id == self._current.build_id:
                 return False
             try:
-                new = open_build(self._backend, build_id)
+                new = open_build(self._backend, build_id, self._opened)
             except IndexDamagedError:  # replaced again before we opened it
-                new = open_live(self._backend)
+                new = open_live(self._backend, self._opened)
             try:
                 if self._expected is not None:
                     check_fingerprint(new.manifest.fingerprint, self._expected)
                 if self._keyword is not None:
-                    new.keyword = open_build_keyword_index(self._backend, new)
+                    new.keyword = self._stacked_keyword(new)
             except BaseException:
-                self._backend.release(new.client)
+                self._opened.release(new.parts)
                 raise
             log.info("index: now reading build %s", new.build_id)
             if self._keyword is not None and new.keyword is not None:
@@ -104,13 +230,12 @@ class Store:
             self._current = new
             # A query may still run on the build just replaced: release only older ones.
             while len(self._retired) > 1:
-                self._backend.release(self._retired.pop(0).client)
+                self._opened.release(self._retired.pop(0).parts)
             return True
 
     def close(self) -> None:
         with self._lock:
-            for build in [*self._retired, self._current]:
-                self._backend.release(build.client)
+            self._opened.close()
             self._retired = []
 
     def count(self) -> int:
@@ -120,13 +245,16 @@ class Store:
     def days_indexed(self) -> bool:
         """Whether searches can keep a range of publication days inside the index (builds
         written before days were indexed cannot: their readers filter after the search)."""
-        return bool((self._current.collection.metadata or {}).get(DAYS_INDEXED, False))
+        return all(
+            bool((part.collection.metadata or {}).get(DAYS_INDEXED, False))
+            for part in self._current.parts
+        )
 
     @property
     def latest_day(self) -> int | None:
         """The newest publication day in the build (YYYYMMDD, 0: none dated); None if unknown."""
-        value = (self._current.collection.metadata or {}).get(LATEST_DAY)
-        return None if value is None else int(value)
+        days = [(part.collection.metadata or {}).get(LATEST_DAY) for part in self._current.parts]
+        return None if None in days else max(int(d) for d in days if d is not None)
 
     def query(
         self,
@@ -146,26 +274,81 @@ class Store:
             self.refresh()
         for attempt in (1, 2):
             build = self._current
-            within = self._ids_within(build, days) if days is not None and days.bounded else None
             try:
-                return query_collection(build.collection, vector, k, exclude_articles, days, within)
+                return self._query(build, vector, k, exclude_articles, days)
             except CiteqaIndexError:
                 # The build may have been replaced under us.
                 if attempt == 2 or not self.refresh(force=True):
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _ids_within(self, build: _OpenBuild, days: DayRange) -> list[str] | None:
-        """The ids of `build`'s chunks published within `days`, from its keyword index's day
-        numbers (loaded once per build); None when they are not at hand (a server's build
-        without local files), and Chroma's `where` filters instead."""
+    def _query(
+        self,
+        build: _OpenBuild,
+        vector: Sequence[float],
+        k: int,
+        exclude_articles: Collection[str],
+        days: DayRange | None,
+    ) -> list[RetrievedChunk]:
+        """Each part's best `k` visible chunks within `days`, merged by similarity."""
+        found: list[RetrievedChunk] = []
+        for part in build.parts:
+            hits = self._part_query(build, part, vector, k, exclude_articles, days)
+            texts = part.with_texts([h.chunk for h in hits])
+            found.extend(replace(h, chunk=c) for h, c in zip(hits, texts, strict=True))
+        if len(build.parts) == 1:
+            return found
+        found.sort(key=lambda h: -h.similarity)
+        return [replace(h, rank=rank) for rank, h in enumerate(found[:k], start=1)]
+
+    def _part_query(
+        self,
+        build: _OpenBuild,
+        part: _Part,
+        vector: Sequence[float],
+        k: int,
+        exclude_articles: Collection[str],
+        days: DayRange | None,
+    ) -> list[RetrievedChunk]:
+        """A part's best `k` visible chunks within `days`. A narrow window is searched inside
+        the index, limited to the ids in it; a wide one, and hidden chunks, by searching deeper
+        until `k` are left after dropping the rest (the best `depth` hold the best `k` kept)."""
+        bounded = days is not None and days.bounded
+        within = self._ids_within(build, part, days) if days is not None and bounded else None
+        if within is not None and len(within) <= EXACT_LIMIT:
+            return exact_query(part.collection, vector, k, within, exclude_articles)
+        if within is not None and len(within) <= ID_FILTER_LIMIT:
+            return query_collection(
+                part.collection, vector, min(k, len(within)), exclude_articles, days, within
+            )
+        kept_share = (len(within) if within is not None else part.count) / max(part.count, 1)
+        # Without local day numbers (a server's build) Chroma's `where` keeps the days.
+        where_days = days if within is None else None
+        depth = min(part.count, math.ceil(k / max(kept_share, 1e-9)) + len(part.hidden))
+        while depth > 0:
+            hits = query_collection(part.collection, vector, depth, exclude_articles, where_days)
+            kept = [
+                h
+                for h in hits
+                if h.chunk.id not in part.hidden
+                and (where_days is not None or days is None or days.allows(day_of(h.chunk)))
+            ]
+            if len(kept) >= k or len(hits) < depth or depth >= part.count:
+                return kept[:k]
+            depth = min(part.count, depth * 4)
+        return []
+
+    def _ids_within(self, build: _OpenBuild, part: _Part, days: DayRange) -> list[str] | None:
+        """The ids of the part's visible chunks published within `days`, from its keyword
+        index's day numbers (loaded once per build); None when they are not at hand (a server's
+        build without local files), and Chroma's `where` filters instead."""
         with self._lock:
-            if build.keyword is None:
-                directory = self._backend.layout.keyword_dir(build.build_id)
-                if not directory.exists():
-                    return None
-                build.keyword = open_build_keyword_index(self._backend, build)
-            return build.keyword.ids_within(days)
+            if not self._opened.has_keyword_files(part.build_id):
+                return None
+            within = self._opened.keyword(part, build.manifest).ids_within(days)
+        if within is None or not part.hidden:
+            return within
+        return [i for i in within if i not in part.hidden]
 
     def get(
         self, chunk_ids: Sequence[str], *, follow: bool = True
@@ -176,15 +359,9 @@ class Store:
             return {}
         if follow:
             self.refresh()
-        found = self._current.collection.get(
-            ids=list(chunk_ids), include=["documents", "metadatas", "embeddings"]
-        )
-        documents = found["documents"] or []
-        metadatas = found["metadatas"] or []
-        vectors = found["embeddings"] if found["embeddings"] is not None else []
         return {
-            i: (chunk_from_record(i, d or "", dict(m or {})), [float(x) for x in v])
-            for i, d, m, v in zip(found["ids"], documents, metadatas, vectors, strict=True)
+            s.chunk.id: (s.chunk, [float(x) for x in s.vector])
+            for s in self._stored(self._current, chunk_ids)
         }
 
     def export(self, chunk_ids: Sequence[str]) -> Iterator[list[StoredChunk]]:
@@ -192,19 +369,36 @@ class Store:
         build = self._current
         for begin in range(0, len(chunk_ids), PAGE):
             page = list(chunk_ids[begin : begin + PAGE])
-            found = build.collection.get(ids=page, include=["documents", "metadatas", "embeddings"])
+            found = self._stored(build, page)
+            if len(found) != len(page):
+                raise damaged(
+                    f"Build {build.build_id} lacks {len(page) - len(found)} chunk(s) that its "
+                    "record lists"
+                )
+            yield found
+
+    @staticmethod
+    def _stored(build: _OpenBuild, chunk_ids: Sequence[str]) -> list[StoredChunk]:
+        """The visible chunks with these ids, from whichever part holds them."""
+        stored: list[StoredChunk] = []
+        for part in build.parts:
+            wanted = [i for i in chunk_ids if i not in part.hidden]
+            if not wanted or not part.count:
+                continue
+            found = part.collection.get(
+                ids=wanted, include=["documents", "metadatas", "embeddings"]
+            )
             documents = found["documents"] or []
             metadatas = found["metadatas"] or []
             vectors = found["embeddings"] if found["embeddings"] is not None else []
-            if len(found["ids"]) != len(page):
-                raise damaged(
-                    f"Build {build.build_id} lacks {len(page) - len(found['ids'])} chunk(s) "
-                    "that its record lists"
-                )
-            yield [
-                StoredChunk(chunk_from_record(i, d or "", dict(m or {})), list(v), dict(m or {}))
-                for i, d, m, v in zip(found["ids"], documents, metadatas, vectors, strict=True)
-            ]
+            rows = list(zip(found["ids"], documents, metadatas, vectors, strict=True))
+            read = [chunk_from_record(i, d or "", dict(m or {})) for i, d, m, _ in rows]
+            chunks = part.with_texts(read)
+            stored.extend(
+                StoredChunk(chunk, list(v), dict(m or {}))
+                for chunk, (_, _, m, v) in zip(chunks, rows, strict=True)
+            )
+        return stored
 
     def keyword_index(self) -> KeywordIndex:
         """The BM25 index of the build being read; the same object, moved to each new build."""
@@ -212,10 +406,19 @@ class Store:
         with self._lock:
             build = self._current
             if build.keyword is None:
-                build.keyword = open_build_keyword_index(self._backend, build)
+                build.keyword = self._stacked_keyword(build)
             if self._keyword is None:
                 self._keyword = build.keyword
             return self._keyword
+
+    def _stacked_keyword(self, build: _OpenBuild) -> KeywordIndex:
+        """The build's keyword index: its parts' own, stacked (each loaded once)."""
+        parts = build.parts
+        if len(parts) == 1:
+            return self._opened.keyword(parts[0], build.manifest)
+        return KeywordIndex.stacked(
+            [(self._opened.keyword(part, build.manifest), part.hidden) for part in parts]
+        )
 
     def stats(self) -> IndexStats:
         manifest = self._current.manifest
@@ -226,7 +429,13 @@ class Store:
             built_at=manifest.built_at,
             sources=manifest.sources(),
             build_id=manifest.build_id,
+            layers=len(manifest.layers),
         )
+
+
+def day_of(chunk: Chunk) -> int:
+    """A chunk's publication day as stored (YYYYMMDD; 0: unknown)."""
+    return day_number(chunk.published) or 0
 
 
 def not_built(backend: Backend) -> IndexNotBuiltError:
@@ -251,43 +460,52 @@ def open_store(index_dir: Path, collection: str, chroma_url: str | None = None) 
     return Store(open_backend(IndexLayout(index_dir, collection), chroma_url))
 
 
-def open_live(backend: Backend, attempts: int = 3) -> _OpenBuild:
+def open_live(backend: Backend, opened: _Opened | None = None, attempts: int = 3) -> _OpenBuild:
     """Open the live build; if a writer replaces it meanwhile, open the new one."""
     for attempt in range(1, attempts + 1):
         build_id = backend.live_build()
         if build_id is None:
             raise not_built(backend)
         try:
-            return open_build(backend, build_id)
+            return open_build(backend, build_id, opened or _Opened(backend))
         except IndexDamagedError:
             if attempt == attempts or backend.live_build() == build_id:
                 raise
     raise AssertionError("unreachable")
 
 
-def open_build(backend: Backend, build_id: str) -> _OpenBuild:
-    """Open a build and check that its database, record and vectors agree."""
-    client, collection = backend.open_collection(build_id)
-    try:
+def open_build(backend: Backend, build_id: str, opened: _Opened) -> _OpenBuild:
+    """Open a build, and the layers it reads, checking that each database, record and vectors
+    agree."""
+    if backend.derived_files_required:
+        if not backend.layout.build_dir(build_id).is_dir():
+            raise damaged(f"The index pointer names build {build_id}, which is missing")
+        manifest = load_manifest(backend.layout.manifest_path(build_id))
+    else:
+        _, collection = backend.open_collection(build_id)  # a server's: one client for all
         manifest = open_manifest(backend, build_id, collection)
-        stored = IndexFingerprint.from_metadata(dict(collection.metadata or {}))
-        if stored != manifest.fingerprint:
-            raise damaged(f"Build {build_id}'s database and build record disagree")
-        try:
-            count = int(collection.count())
-            probe = collection.get(limit=1, include=["embeddings"])
-            if probe["embeddings"] is not None and len(probe["embeddings"]):
-                collection.query(query_embeddings=np.asarray(probe["embeddings"][:1]), n_results=1)
-        except Exception as e:  # chromadb raises many unrelated types
-            raise damaged(f"The index build {build_id} is damaged ({e})") from e
-        if count != manifest.chunks:
-            raise damaged(
-                f"Build {build_id} holds {count} chunks but its record lists {manifest.chunks}"
-            )
-    except BaseException:
-        backend.release(client)
-        raise
-    return _OpenBuild(build_id, client, collection, manifest)
+    if manifest.build_id != build_id:
+        raise damaged(f"Build {build_id}'s record names build {manifest.build_id}")
+    return _OpenBuild(build_id, opened.open(manifest), manifest)
+
+
+def check_collection(
+    build_id: str, collection: ChromaCollection, manifest: Manifest, expected: int
+) -> None:
+    """`IndexDamagedError` unless the build's database was made as `manifest` says, holds
+    `expected` chunks and answers a probe query."""
+    stored = IndexFingerprint.from_metadata(dict(collection.metadata or {}))
+    if stored != manifest.fingerprint:
+        raise damaged(f"Build {build_id}'s database and build record disagree")
+    try:
+        count = int(collection.count())
+        probe = collection.get(limit=1, include=["embeddings"])
+        if probe["embeddings"] is not None and len(probe["embeddings"]):
+            collection.query(query_embeddings=np.asarray(probe["embeddings"][:1]), n_results=1)
+    except Exception as e:  # chromadb raises many unrelated types
+        raise damaged(f"The index build {build_id} is damaged ({e})") from e
+    if count != expected:
+        raise damaged(f"Build {build_id} holds {count} chunks but its record lists {expected}")
 
 
 def open_manifest(backend: Backend, build_id: str, collection: ChromaCollection) -> Manifest:
@@ -323,16 +541,17 @@ def open_manifest(backend: Backend, build_id: str, collection: ChromaCollection)
     return manifest
 
 
-def open_build_keyword_index(backend: Backend, build: _OpenBuild) -> KeywordIndex:
-    """The build's keyword index; on a server, rebuilt from its chunks if not on this disk."""
-    directory = backend.layout.keyword_dir(build.build_id)
+def open_keyword_layer(
+    backend: Backend, build_id: str, chunks: int, collection: ChromaCollection, manifest: Manifest
+) -> KeywordIndex:
+    """A build's own keyword index; on a server, rebuilt from its chunks if not on this disk."""
+    directory = backend.layout.keyword_dir(build_id)
     if backend.derived_files_required or directory.exists():
-        return load_keyword_index(directory, build.manifest.chunks)
-    chunks = [
-        chunk_from_record(i, d, m)
-        for i, d, m in iterate_records(build.collection, with_documents=True)
+        return load_keyword_index(directory, chunks)
+    records = [
+        chunk_from_record(i, d, m) for i, d, m in iterate_records(collection, with_documents=True)
     ]
-    keyword = build_keyword_index(chunks, build.manifest.fingerprint.embed_titles)
+    keyword = build_keyword_index(records, manifest.fingerprint.embed_titles)
     save_cache(lambda: save_keyword_index(keyword, directory))
     return keyword
 
@@ -345,10 +564,21 @@ def save_cache(save: Callable[[], None]) -> None:
         log.warning("could not keep a local copy of derived index data: %s", e)
 
 
-def check_build_files(backend: Backend, manifest: Manifest) -> None:
-    """Read-only checks of a build's files, without opening Chroma (which writes as it opens):
-    the database's header, size and pages, and the keyword index. `IndexDamagedError` if bad."""
-    backend.check_database(manifest.build_id)
-    keyword = backend.layout.keyword_dir(manifest.build_id)
-    if backend.derived_files_required or keyword.exists():
-        load_keyword_index(keyword, manifest.chunks)
+def check_build_files(backend: Backend, manifest: Manifest, thorough: bool = True) -> None:
+    """Read-only checks of a build's files and its layers', without opening Chroma (which
+    writes as it opens): each database's header and size and the keyword index's count, and with
+    `thorough` every database page and the whole keyword index. `IndexDamagedError` if bad."""
+    counts = {layer.build_id: layer.chunks for layer in manifest.layers}
+    counts[manifest.build_id] = manifest.own_chunks
+    for build_id in manifest.builds_read():
+        backend.check_database(build_id, thorough)
+        # Every build a layered one reads was written as it was (layers need this version).
+        texts = backend.layout.texts_path(build_id)
+        if manifest.texts_apart or texts.exists():
+            check_sqlite_file(texts, thorough)
+        keyword = backend.layout.keyword_dir(build_id)
+        if backend.derived_files_required or keyword.exists():
+            if thorough:
+                load_keyword_index(keyword, counts[build_id])
+            else:
+                check_keyword_count(keyword, counts[build_id])

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import ParamSpec
 
-from index.dedup import DEFAULT_THRESHOLD, merge_duplicates
+from index.dedup import DEFAULT_THRESHOLD, SignatureCache, merge_duplicates
 from index.fetch import (
     FEED_TYPES,
     HTML_TYPES,
@@ -48,11 +48,13 @@ def load_sources(
     max_bytes: int = 20_000_000,
     dedup: bool = True,
     threshold: float = DEFAULT_THRESHOLD,
+    signatures: SignatureCache | None = None,
 ) -> LoadResult:
     """Read every source: a file, a folder (recursively), a page URL or an RSS/Atom feed URL.
 
     Near-duplicates among everything read are merged (`dedup`, Jaccard ≥ `threshold` on word
-    5-shingles). Bad input becomes a `Rejection` with a reason; nothing is raised for it.
+    5-shingles; `signatures` keeps the texts' MinHash signatures between runs). Bad input becomes
+    a `Rejection` with a reason; nothing is raised for it.
     """
     items: list[Article | Rejection] = []
     fetcher: Fetcher | None = None
@@ -77,7 +79,7 @@ def load_sources(
     rejected = tuple(item for item in items if isinstance(item, Rejection))
     if not dedup:
         return LoadResult(articles=tuple(articles), rejected=rejected)
-    kept, duplicates = merge_duplicates(articles, threshold=threshold)
+    kept, duplicates = merge_duplicates(articles, threshold=threshold, signatures=signatures)
     return LoadResult(articles=kept, rejected=rejected, duplicates=duplicates)
 
 

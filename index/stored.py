@@ -45,3 +45,4 @@ class IndexStats:
     built_at: str
     sources: tuple[tuple[str, int], ...]  # (outlet, articles), most first
     build_id: str = ""
+    layers: int = 0  # earlier builds the live one reads beside its own chunks

@@ -13,8 +13,9 @@ from index.collection import PAGE, query_collection
 from index.errors import CiteqaIndexError, IndexWriteError
 from index.layout import damaged
 from index.manifest import IndexFingerprint
-from index.records import BUILT_AT, DAYS_INDEXED, LATEST_DAY, PUBLISHED_DAY
+from index.records import BUILT_AT, DAYS_INDEXED, LATEST_DAY, PUBLISHED_DAY, TEXTS_APART
 from index.stored import StoredChunk
+from index.texts import TextReader, TextWriter
 
 if TYPE_CHECKING:
     from index.backends import Backend
@@ -28,13 +29,18 @@ class BuildWriter:
         self.build_id = build_id
         self.fingerprint = fingerprint
         self.built_at = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+        # A local build keeps its texts in its own file; a server's, as Chroma documents (a
+        # reader on another machine has only the server).
+        self.texts_apart = texts_apart = backend.derived_files_required
         metadata: dict[str, Any] = {
             **fingerprint.to_metadata(),
             BUILT_AT: self.built_at,
             DAYS_INDEXED: True,
+            TEXTS_APART: texts_apart,
         }
         with self._write_errors():
             self._client, self._collection = backend.create_collection(build_id, metadata)
+            self._texts = TextWriter(backend.layout.texts_path(build_id)) if texts_apart else None
         self._pending: list[StoredChunk] = []
         self._metadata = metadata
         self.latest_day = 0  # the newest publication day written (YYYYMMDD; 0: none dated)
@@ -60,9 +66,11 @@ class BuildWriter:
             self._collection.add(
                 ids=[s.chunk.id for s in page],
                 embeddings=np.asarray([s.vector for s in page], dtype=np.float32),
-                documents=[s.chunk.text for s in page],
+                documents=None if self._texts else [s.chunk.text for s in page],
                 metadatas=[dict(s.metadata) for s in page],
             )
+            if self._texts is not None:
+                self._texts.add((s.chunk.id, s.chunk.text) for s in page)
 
     @contextlib.contextmanager
     def _write_errors(self) -> Iterator[None]:
@@ -84,6 +92,9 @@ class BuildWriter:
         self.flush()
         with self._write_errors():
             self._collection.modify(metadata={**self._metadata, LATEST_DAY: self.latest_day})
+            if self._texts is not None:
+                self._texts.commit()
+                TextReader(self._texts.path, expected_chunks).close()
         count = int(self._collection.count())
         if count != expected_chunks:
             raise damaged(f"The new build holds {count} chunks, not {expected_chunks}")
@@ -98,4 +109,6 @@ class BuildWriter:
             raise damaged("The new build does not find its own chunks")
 
     def close(self) -> None:
+        if self._texts is not None:
+            self._texts.close()
         self.backend.release(self._client)

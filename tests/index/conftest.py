@@ -16,7 +16,8 @@ import pytest
 
 from index.config import IndexSettings
 from index.embeddings import Embedder
-from index.layout import IndexLayout
+from index.layout import IndexLayout, read_pointer
+from index.manifest import load_manifest
 from tests.support.servers import free_port, stop_process
 
 CHROMA = Path(sys.executable).parent / "chroma"
@@ -141,3 +142,9 @@ def index_settings(request: pytest.FixtureRequest, tmp_path: Path) -> IndexSetti
 
 def layout_of(settings: IndexSettings) -> IndexLayout:
     return IndexLayout(settings.index_dir, settings.collection)
+
+
+def builds_in_use(layout: IndexLayout) -> list[str]:
+    """The builds the live one reads (its layers and itself), sorted: all a writer leaves."""
+    live = read_pointer(layout)
+    return sorted(load_manifest(layout.manifest_path(live)).builds_read()) if live else []

@@ -40,7 +40,10 @@ def test_rebuild_sync_and_stats(tmp_path: Path, small_corpus: Path) -> None:
     assert (report["Added"], report["Unchanged"], report["Removed"]) == ("1", "4", "1")
     assert report["Chunks"] == "5 in the index (1 embedded, 4 reused)"
     assert "Embedding" in synced.stderr  # a progress bar for each long step
-    assert "Copying unchanged" in synced.stderr
+    assert "Copying unchanged" not in synced.stderr  # the 4 stay where they are
+    assert report["Layers"] == (
+        "0 reused chunk(s) copied into the build; the rest read from 1 earlier build(s)"
+    )
 
     unchanged = run_cli(
         "--index-dir", index_dir, "sync", "--source", str(small_corpus), "--source", str(extra)

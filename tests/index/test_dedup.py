@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from index import dedup as dedup_module
 from index.chunking import chunk_article
 from index.dedup import (
     DEFAULT_THRESHOLD,
+    SignatureCache,
     jaccard,
     merge_duplicates,
     normalize_words,
@@ -202,3 +204,29 @@ def test_normalized_words_and_shingles() -> None:
     assert min(shingle_set(words)) == 2585741181121691493  # the same in every process
     assert jaccard(frozenset({1, 2}), frozenset({2, 3})) == pytest.approx(1 / 3)
     assert jaccard(frozenset(), frozenset()) == 0.0
+
+
+def test_signatures_kept_between_runs_give_the_same_outcome_and_hash_only_new_texts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    articles = list(load_articles(FIXTURES, dedup=False).articles)
+    expected = merge_duplicates(articles)
+    first = SignatureCache()
+    assert merge_duplicates(articles, signatures=first) == expected
+    first.save(tmp_path / "signatures.npz")
+
+    hashed: list[str] = []
+    real = dedup_module._minhash
+
+    def counted(texts: list[str]) -> list[Any]:
+        hashed.extend(texts)
+        return real(texts)
+
+    monkeypatch.setattr(dedup_module, "_minhash", counted)
+    edited = [replace(articles[0], text=articles[0].text + " A line added later."), *articles[1:]]
+    outcome = merge_duplicates(edited, signatures=SignatureCache.load(tmp_path / "signatures.npz"))
+    assert hashed == [edited[0].text]  # only the edited text was hashed again
+    assert outcome == merge_duplicates(edited)
+    (tmp_path / "damaged.npz").write_bytes(b"not a cache")
+    damaged = SignatureCache.load(tmp_path / "damaged.npz")  # a damaged cache is an empty one
+    assert merge_duplicates(articles, signatures=damaged) == expected

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from index.backends import chroma_settings, connect
+from index.backends import LocalBackend, chroma_settings, connect
 from index.build import sync_index
 from index.config import IndexSettings
 from index.embeddings import Embedder
 from index.errors import IndexServerError
+from index.layout import IndexLayout
 from index.reader import open_store
 from tests.index.conftest import layout_of
 from tests.support.servers import free_port
@@ -63,8 +64,9 @@ def test_telemetry_is_off_in_both_modes(
     assert connect(chroma_server).get_settings().anonymized_telemetry is False
     local = IndexSettings(index_dir=tmp_path / "idx")
     sync_index(local, embedder, small_corpus)
-    store = open_store(local.index_dir, local.collection)
+    backend = LocalBackend(IndexLayout(local.index_dir, local.collection))
+    client, _ = backend.open_collection(str(backend.live_build()))
     try:
-        assert store._current.client.get_settings().anonymized_telemetry is False
+        assert client.get_settings().anonymized_telemetry is False
     finally:
-        store.close()
+        backend.release(client)

@@ -164,6 +164,16 @@ def damage_keyword_index(layout: IndexLayout, build: Path) -> None:
     target.write_bytes(target.read_bytes()[:20])
 
 
+def remove_texts(layout: IndexLayout, build: Path) -> None:
+    (build / "texts.sqlite3").unlink()
+
+
+def truncate_texts(layout: IndexLayout, build: Path) -> None:
+    texts = build / "texts.sqlite3"
+    with texts.open("r+b") as handle:
+        handle.truncate(texts.stat().st_size // 2)
+
+
 def remove_build(layout: IndexLayout, build: Path) -> None:
     shutil.rmtree(build)
 
@@ -188,6 +198,8 @@ DAMAGE: list[tuple[Callable[[IndexLayout, Path], None], str]] = [
     (scramble_database, r"build .* (damaged|cannot be opened)"),
     (remove_keyword_index, r"keyword index at .* is missing"),
     (damage_keyword_index, r"keyword index at .* is damaged"),
+    (remove_texts, r"texts.sqlite3 is missing"),
+    (truncate_texts, r"texts.sqlite3 is truncated"),
     (remove_build, r"pointer names build .*, which is missing"),
     (damage_pointer, r"pointer .* is damaged"),
     (remove_manifest, r"build record .* is missing"),

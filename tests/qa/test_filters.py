@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from index import reader
 from index.build import rebuild_index
 from index.collection import where_clause
 from index.embeddings import Embedder
 from index.reader import Store, open_store
-from index.types import Chunk
+from index.types import Chunk, DayRange
 from qa import QAChain, Settings
 from qa.config import RetrieverMode
 from qa.errors import QuestionError
@@ -145,6 +146,20 @@ def test_a_narrow_window_on_a_crowded_index_still_gives_k_passages(
     older = retriever.search("Did the storm close the harbour?", filters=before).passages
     assert len(older) == 4
     assert all(h.chunk.published and h.chunk.published < "2024-03-18" for h in older)
+
+
+def test_a_wide_window_searched_deeper_finds_what_the_id_filter_finds(
+    crowded_index: Store, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vector = embedder.embed_query("Did the storm close the harbour?")
+    windows = [DayRange(20230301, 20230331), DayRange(None, 20240318), DayRange(20240319, None)]
+    by_ids = [crowded_index.query(vector, 6, days=days) for days in windows]
+    monkeypatch.setattr(reader, "ID_FILTER_LIMIT", 0)  # every window as a wide one
+    deeper = [crowded_index.query(vector, 6, days=days) for days in windows]
+    assert [[h.chunk.id for h in hits] for hits in deeper] == [
+        [h.chunk.id for h in hits] for hits in by_ids
+    ]
+    assert [len(hits) for hits in deeper] == [6, 6, 5]  # the 2024 day holds five
 
 
 def test_nothing_published_after_the_as_of_date_is_used(smol_chain: QAChain) -> None:

@@ -32,6 +32,7 @@ from index.layout import IndexLayout, list_builds, read_pointer
 from index.plan import IndexReport
 from index.reader import Store, open_store
 from tests.conftest import ReliabilityRow, examples
+from tests.index.conftest import builds_in_use
 
 WORDS = (
     "harbour bridge council market school railway festival museum budget hospital factory "
@@ -209,7 +210,9 @@ class IndexMachine(RuleBasedStateMachine):
             assert read_pointer(self.layout) is None
             return
         live = read_pointer(self.layout)
-        assert list_builds(self.layout) == [live]  # nothing unfinished or replaced is left
+        # Nothing unfinished or replaced is left: only the live build and those it reads.
+        assert list_builds(self.layout) == builds_in_use(self.layout)
+        assert live in list_builds(self.layout)
         store = self.reader or open_store(self.settings.index_dir, self.settings.collection)
         try:
             store.refresh()  # a long-lived reader follows each new build

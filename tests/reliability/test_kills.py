@@ -1,6 +1,8 @@
 """kill -9 at random moments of real `python -m index sync` and `rebuild` processes, while a
 reader keeps the index open: after every kill the index opens, answers a known question, holds
 exactly the articles of before or after the run, the reader follows, and the next sync completes.
+Their syncs write layered builds (index.layering) until edits hide half of the oldest build, then
+complete ones: both paths are killed.
 
 `make test` lands 3 kills; `make soak` lands 30. `CITEQA_TEST_KILL_SEED` replays a run (the seed
 is printed).
@@ -25,7 +27,7 @@ from index.fingerprint import fingerprint_for
 from index.layout import list_builds, read_pointer
 from index.reader import Store, open_store
 from tests.conftest import ReliabilityRow
-from tests.index.conftest import layout_of, write_article
+from tests.index.conftest import builds_in_use, layout_of, write_article
 from tests.support.commands import holds_lock, run_index, wait_for, writing
 from tests.support.factories import article_text
 
@@ -127,8 +129,12 @@ def kill_writers(tmp_path: Path, embedder: Embedder, kills: int) -> tuple[int, i
                 assert held == after
             # The next writer completes and brings the index exactly in step.
             report = sync_index(settings, embedder, corpus)
+            print(
+                f"   the next sync read {report.layers} earlier build(s); "
+                f"published: {report.published}"
+            )
             assert check_live(settings, embedder, reader) == after
-            assert list_builds(layout) == [report.build_id]
+            assert list_builds(layout) == builds_in_use(layout)
             changed = {o for o in after if before_texts.get(o) != state_of(corpus)[o]}
             if held == before:
                 assert len(report.added) + len(report.updated) == len(changed)
