@@ -1067,10 +1067,9 @@ def check_targets(
     rows: list[dict[str, Any]] = []
 
     def add(name: str, size: int, measured: float | None, limit: float, at_most: bool) -> None:
-        met = None if measured is None else measured <= limit if at_most else measured >= limit
-        rows.append(
-            {"target": name, "size": size, "measured": measured, "limit": limit, "met": met}
-        )
+        value = None if measured is None else float(measured)  # numpy numbers are not JSON
+        met = None if value is None else value <= limit if at_most else value >= limit
+        rows.append({"target": name, "size": size, "measured": value, "limit": limit, "met": met})
 
     for r in results:
         size = r["size"]

@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 ID_FILTER_LIMIT = 50_000
 # A window holding at most this many chunks is searched exactly, over their stored vectors (see
 # `index.collection.exact_query`); between the two, Chroma's search limited to the window's ids.
-EXACT_LIMIT = 400
+EXACT_LIMIT = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +90,6 @@ class _OpenBuild:
     parts: tuple[_Part, ...]
     manifest: Manifest
     keyword: KeywordIndex | None = field(default=None)
-
-    @property
-    def own(self) -> _Part:
-        return self.parts[-1]
 
 
 class _Opened:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from index.backends import ef_search_for
 from index.collection import PAGE, query_collection
 from index.errors import CiteqaIndexError, IndexWriteError
 from index.layout import damaged
@@ -92,6 +93,10 @@ class BuildWriter:
         self.flush()
         with self._write_errors():
             self._collection.modify(metadata={**self._metadata, LATEST_DAY: self.latest_day})
+            if ef_search_for(expected_chunks) != ef_search_for(0):
+                self._collection.modify(
+                    configuration={"hnsw": {"ef_search": ef_search_for(expected_chunks)}}
+                )
             if self._texts is not None:
                 self._texts.commit()
                 TextReader(self._texts.path, expected_chunks).close()

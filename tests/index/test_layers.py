@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from index.backends import LocalBackend
+from index import backends
+from index.backends import LocalBackend, ef_search_for
 from index.build import rebuild_index, sync_index
 from index.config import IndexSettings
 from index.embeddings import Embedder
@@ -324,3 +325,22 @@ def test_a_sync_that_only_removes_writes_a_build_of_no_chunks_that_hides_them(
         store.close()
     write_corpus(corpus, range(6, 7))
     assert sync_index(settings, embedder, corpus).layers == 1  # the empty build is not read
+
+
+def test_a_large_build_searches_its_graph_wider(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert ef_search_for(150_000) == 100
+    assert ef_search_for(1_000_000) == 1600
+    monkeypatch.setattr(backends, "LARGE_BUILD_CHUNKS", 3)  # this corpus counts as large
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_corpus(corpus, range(4))
+    settings = IndexSettings(index_dir=tmp_path / "idx")
+    report = sync_index(settings, embedder, corpus)
+    backend = LocalBackend(layout_of(settings))
+    client, collection = backend.open_collection(report.build_id)
+    try:
+        assert (collection.configuration.get("hnsw") or {}).get("ef_search") == 1600
+    finally:
+        backend.release(client)
