@@ -91,6 +91,7 @@ from index.chunking import searchable_text
 from index.embeddings import Embedder, open_embedder
 from index.errors import CiteqaIndexError
 from index.fingerprint import fingerprint_for
+from index.formats import article_json
 from index.reader import open_store
 from index.sources import load_sources
 from index.types import Article
@@ -361,23 +362,10 @@ def write_source(folder: Path, corpus: Sequence[Article]) -> tuple[Path, bool]:
     part = source.with_suffix(".part")
     with part.open("w", encoding="utf-8") as out:
         for article in corpus:
-            out.write(json.dumps(record_of(distinct_copy(article))) + "\n")
+            out.write(json.dumps(article_json(distinct_copy(article))) + "\n")
     os.replace(part, source)
     key_file.write_text(json.dumps({"key": key, "articles": len(corpus)}), encoding="utf-8")
     return source, True
-
-
-def record_of(article: Article) -> dict[str, Any]:
-    """An article as one line of the JSON Lines schema `index.formats` reads."""
-    return {
-        "id": article.id,
-        "title": article.title,
-        "text": article.text,
-        "source": article.source,
-        "url": article.url,
-        "published": article.published,
-        "authors": list(article.authors),
-    }
 
 
 def read_source(source: Path) -> tuple[list[Article], dict[str, Any]]:

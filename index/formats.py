@@ -210,6 +210,19 @@ class ArticleRecord(BaseModel):
         )
 
 
+def article_json(article: Article) -> dict[str, Any]:
+    """An article as one record of the JSON schema `ArticleRecord` reads (its origin aside)."""
+    return {
+        "id": article.id,
+        "title": article.title,
+        "text": article.text,
+        "source": article.source,
+        "url": article.url,
+        "published": article.published,
+        "authors": list(article.authors),
+    }
+
+
 def parse_record(raw: object, *, origin: str) -> Article:
     """An article from one decoded JSON object, with a readable reason when it is invalid."""
     try:

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from index.build import StepProgress, update_index
 from index.fetch import public_addresses_only
-from index.formats import SUPPORTED_SUFFIXES
+from index.formats import SUPPORTED_SUFFIXES, article_json
 from index.manifest import Manifest
 from index.plan import IndexReport
 from index.reader import Store
@@ -271,16 +271,7 @@ def save_bytes(target: Path, data: bytes) -> Path:
 
 def article_record(article: Article) -> bytes:
     """An article read from a URL as a `.json` record, saved so that later syncs need no fetch."""
-    record = {
-        "id": article.id,
-        "title": article.title,
-        "text": article.text,
-        "source": article.source,
-        "url": article.url,
-        "published": article.published,
-        "authors": list(article.authors),
-    }
-    return json.dumps(record, ensure_ascii=False, indent=1).encode("utf-8")
+    return json.dumps(article_json(article), ensure_ascii=False, indent=1).encode("utf-8")
 
 
 def used_files(manifest: Manifest, report: IndexReport) -> set[Path]:

@@ -27,7 +27,7 @@ from index.manifest import (
     load_manifest,
     save_manifest,
 )
-from index.plan import plan_changes
+from index.plan import IndexReport, plan_changes
 from index.reader import Store, open_store
 from index.types import Article, Chunk
 from tests.index.conftest import CountingEmbedder, builds_in_use, layout_of, write_article
@@ -177,6 +177,17 @@ def write_corpus(corpus: Path, numbers: range, version: int = 0) -> None:
         write_article(corpus, f"a{number:03d}.txt", f"Report {number}", article_text(rng, 5))
 
 
+def synced_corpus(
+    tmp_path: Path, embedder: Embedder, articles: int
+) -> tuple[Path, IndexSettings, IndexReport]:
+    """A folder of `articles` generated articles, synced into a fresh index: its report."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_corpus(corpus, range(articles))
+    settings = IndexSettings(index_dir=tmp_path / "idx")
+    return corpus, settings, sync_index(settings, embedder, corpus)
+
+
 def search_all(store: Store, embedder: Embedder) -> list[object]:
     """What every question finds: dense ids and rounded scores, keyword ids."""
     keyword = store.keyword_index()
@@ -235,11 +246,7 @@ def test_syncs_write_only_the_change_and_search_as_a_rebuild_would(
 
 
 def test_a_build_whose_chunks_lack_days_is_written_anew(tmp_path: Path, embedder: Embedder) -> None:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    write_corpus(corpus, range(4))
-    settings = IndexSettings(index_dir=tmp_path / "idx")
-    first = sync_index(settings, embedder, corpus)
+    corpus, settings, first = synced_corpus(tmp_path, embedder, 4)
     path = layout_of(settings).manifest_path(first.build_id)
     save_manifest(replace(load_manifest(path), days_indexed=False), path)  # as older builds
     write_corpus(corpus, range(4, 5))
@@ -253,11 +260,7 @@ def test_a_build_whose_chunks_lack_days_is_written_anew(tmp_path: Path, embedder
 def test_texts_live_beside_the_vectors_and_a_damaged_layer_is_found_at_open(
     tmp_path: Path, embedder: Embedder
 ) -> None:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    write_corpus(corpus, range(4))
-    settings = IndexSettings(index_dir=tmp_path / "idx")
-    first = sync_index(settings, embedder, corpus)
+    corpus, settings, first = synced_corpus(tmp_path, embedder, 4)
     write_corpus(corpus, range(4, 5))
     second = sync_index(settings, embedder, corpus)
     layout = layout_of(settings)
@@ -299,11 +302,7 @@ def test_texts_live_beside_the_vectors_and_a_damaged_layer_is_found_at_open(
 def test_a_sync_that_only_removes_writes_a_build_of_no_chunks_that_hides_them(
     tmp_path: Path, embedder: Embedder
 ) -> None:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    write_corpus(corpus, range(6))
-    settings = IndexSettings(index_dir=tmp_path / "idx")
-    first = sync_index(settings, embedder, corpus)
+    corpus, settings, first = synced_corpus(tmp_path, embedder, 6)
     removed = load_manifest(layout_of(settings).manifest_path(first.build_id))
     (corpus / "a001.txt").unlink()
 
@@ -333,11 +332,7 @@ def test_a_large_build_searches_its_graph_wider(
     assert ef_search_for(150_000) == 100
     assert ef_search_for(1_000_000) == 1600
     monkeypatch.setattr(backends, "LARGE_BUILD_CHUNKS", 3)  # this corpus counts as large
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    write_corpus(corpus, range(4))
-    settings = IndexSettings(index_dir=tmp_path / "idx")
-    report = sync_index(settings, embedder, corpus)
+    _, settings, report = synced_corpus(tmp_path, embedder, 4)
     backend = LocalBackend(layout_of(settings))
     client, collection = backend.open_collection(report.build_id)
     try:
