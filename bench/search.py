@@ -37,7 +37,8 @@ from index.chunking import searchable_text
 from index.embeddings import Embedder, open_embedder
 from index.fingerprint import fingerprint_for, settings_key
 from index.layout import IndexLayout
-from index.manifest import load_manifest
+from index.manifest import Manifest, load_manifest
+from index.reader import Store
 from index.sources import load_sources
 from index.types import Article
 from qa import Settings, enforce_offline
@@ -256,14 +257,7 @@ def measure(index_dir: Path, questions: Sequence[str]) -> dict[str, Any]:
     store = retriever.store
     layout = IndexLayout(index_dir, settings.collection)
     manifest = load_manifest(layout.manifest_path(store.build_id))
-    ids = [c for entry in manifest.articles.values() for c in entry.chunk_ids]
-    # Every stored vector, a page at a time into one array (a million of them as lists of
-    # Python floats would take over 10 GB); the row order does not matter to exact search.
-    matrix = np.empty((len(ids), query_vectors.shape[1]), dtype=np.float32)
-    filled = 0
-    for page in store.export(ids):
-        matrix[filled : filled + len(page)] = np.asarray([s.vector for s in page], np.float32)
-        filled += len(page)
+    matrix = every_vector(store, layout, manifest, query_vectors.shape[1])
     recalls: list[float] = []
     for vector in query_vectors:
         exact = np.partition(matrix @ vector, -RECALL_K)[-RECALL_K]  # the 10th best similarity
@@ -278,6 +272,23 @@ def measure(index_dir: Path, questions: Sequence[str]) -> dict[str, Any]:
         "embed_p50_ms": percentile(embed, 50) * 1000,
         "recall_at_10": statistics.mean(recalls),
     }
+
+
+def every_vector(store: Store, layout: IndexLayout, manifest: Manifest, dimensions: int) -> Any:
+    """Every stored vector as one array (the row order does not matter to exact search): a build
+    of one part has them in its vectors file, which a test checks against Chroma's; otherwise
+    they are read from Chroma a page at a time (a million of them as lists of Python floats
+    would take over 10 GB; exporting them took most of a quarter of an hour)."""
+    path = layout.vectors_path(manifest.build_id)
+    if not manifest.layers and path.exists():
+        return np.load(path)
+    ids = [c for entry in manifest.articles.values() for c in entry.chunk_ids]
+    matrix = np.empty((len(ids), dimensions), dtype=np.float32)
+    filled = 0
+    for page in store.export(ids):
+        matrix[filled : filled + len(page)] = np.asarray([s.vector for s in page], np.float32)
+        filled += len(page)
+    return matrix
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -296,7 +296,7 @@ def write_build(
         keyword_dir = backend.layout.keyword_dir(build_id)
         save_keyword_index(build_keyword_index(own, settings.embed_titles), keyword_dir)
         # The checks a reader makes, before anyone can read it.
-        writer.verify(len(own))
+        writer.verify([c.id for c in own])
         load_keyword_index(keyword_dir, len(own))
         layers = layering.layers if layering is not None else ()
         manifest = Manifest(

@@ -110,8 +110,19 @@ def exact_query(
     norms = np.linalg.norm(vectors, axis=1) * max(float(np.linalg.norm(query)), 1e-12)
     similarity = vectors @ query / np.maximum(norms, 1e-12)
     best = np.argsort(-similarity, kind="stable")[:k].tolist()
-    chosen = [ids[rows[b]] for b in best]
-    records = collection.get(ids=chosen, include=["documents", "metadatas"])
+    return fetch_hits(collection, [ids[rows[b]] for b in best], similarity[best].tolist())
+
+
+def fetch_hits(
+    collection: ChromaCollection, chunk_ids: Sequence[str], scores: Sequence[float]
+) -> list[RetrievedChunk]:
+    """The records of `chunk_ids`, found with these `scores`, as hits ranked in that order."""
+    if not chunk_ids:
+        return []
+    try:
+        records = collection.get(ids=list(chunk_ids), include=["documents", "metadatas"])
+    except Exception as e:  # chromadb raises many unrelated types
+        raise CiteqaIndexError(f"Searching the index failed: {e}") from e
     by_id = {
         i: (d or "", dict(m or {}))
         for i, d, m in zip(
@@ -122,9 +133,11 @@ def exact_query(
         )
     }
     hits = []
-    for rank, (chunk_id, position) in enumerate(zip(chosen, best, strict=True), start=1):
+    for rank, (chunk_id, score) in enumerate(zip(chunk_ids, scores, strict=True), start=1):
+        if chunk_id not in by_id:
+            raise CiteqaIndexError(f"The index lacks chunk {chunk_id}, which a search found")
         text, meta = by_id[chunk_id]
-        score = float(similarity[position])
+        score = float(score)
         hits.append(RetrievedChunk(chunk_from_record(chunk_id, text, meta), score, rank, score))
     return hits
 

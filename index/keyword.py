@@ -160,15 +160,28 @@ class KeywordIndex:
             return None
         return [int(d) for layer in self._layers for d in _shown(layer, layer.days)]
 
-    def ids_within(self, days: DayRange) -> list[str] | None:
-        """The ids of the chunks published within `days` (None for a build that does not know
-        its days): what a vector search is then limited to."""
-        if not self.days_indexed:
+    def rows_within(self, days: DayRange, hidden: Collection[str] = ()) -> Any | None:
+        """The rows of a build's own index (and of its vectors file) holding the chunks published
+        within `days`, less those `hidden`, ascending; None for a build that does not know its
+        days. Only for one build's index, not a stacked one."""
+        (layer,) = self._layers
+        if layer.days is None:
             return None
-        chosen: list[str] = []
-        for layer in self._layers:
-            chosen.extend(layer.ids[layer.keep((), days)].tolist())
-        return chosen
+        rows = np.flatnonzero(layer.keep((), days))
+        if hidden and len(rows):
+            shown = np.fromiter((i not in hidden for i in layer.ids[rows]), bool, len(rows))
+            rows = rows[shown]
+        return rows
+
+    def ids_of(self, rows: Any) -> list[str]:
+        """The chunk ids of rows of a build's own index."""
+        (layer,) = self._layers
+        return list(layer.ids[rows].tolist())
+
+    def articles_of(self, rows: Any) -> Any:
+        """The article ids of rows of a build's own index, as a numpy array."""
+        (layer,) = self._layers
+        return layer.articles[rows]
 
     @property
     def days_indexed(self) -> bool:

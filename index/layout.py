@@ -77,6 +77,9 @@ class IndexLayout:
     def texts_path(self, build_id: str) -> Path:
         return self.build_dir(build_id) / "texts.sqlite3"
 
+    def vectors_path(self, build_id: str) -> Path:
+        return self.build_dir(build_id) / "vectors.npy"
+
     def manifest_path(self, build_id: str) -> Path:
         return self.build_dir(build_id) / "manifest.json"
 

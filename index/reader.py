@@ -17,6 +17,7 @@ from index.backends import Backend, open_backend
 from index.collection import (
     PAGE,
     exact_query,
+    fetch_hits,
     iterate_metadata,
     iterate_records,
     query_collection,
@@ -46,16 +47,19 @@ from index.records import (
 from index.stored import IndexStats, RetrievedChunk, StoredChunk
 from index.texts import TextReader
 from index.types import Chunk, DayRange, day_number
+from index.vectors import VectorReader
 
 if TYPE_CHECKING:
     from index.backends import ChromaCollection, ClientAPI
 
 log = logging.getLogger(__name__)
-# A date window holding more chunks than this is kept by searching deeper rather than by passing
-# its ids to Chroma (which looks each one up: a window of most of a million chunks took seconds).
+# A date window holding at most this many chunks is searched exactly, over their rows of the
+# build's vectors file (`index.vectors`), or where a build has none, by Chroma limited to the
+# window's ids. A wider one is kept by searching deeper (Chroma looks each id up: a window of most
+# of a million chunks took seconds; and 50,000 rows are 77 MB of vectors to read).
 ID_FILTER_LIMIT = 50_000
-# A window holding at most this many chunks is searched exactly, over their stored vectors (see
-# `index.collection.exact_query`); between the two, Chroma's search limited to the window's ids.
+# Without a vectors file, a window of at most this many chunks is searched exactly over the
+# vectors Chroma stores (`index.collection.exact_query`): 45 µs a chunk.
 EXACT_LIMIT = 2_000
 
 
@@ -69,6 +73,7 @@ class _Part:
     count: int
     hidden: frozenset[str] = frozenset()
     texts: TextReader | None = None  # where the chunk texts are, if not in the collection
+    vectors: VectorReader | None = None  # the build's vectors file, if it has one
 
     def with_texts(self, chunks: list[Chunk]) -> list[Chunk]:
         """`chunks` (read from the collection) with their texts."""
@@ -92,6 +97,21 @@ class _OpenBuild:
     keyword: KeywordIndex | None = field(default=None)
 
 
+@dataclass(frozen=True, slots=True)
+class _Files:
+    """What a reader holds open of one build."""
+
+    client: ClientAPI
+    collection: ChromaCollection
+    texts: TextReader | None
+    vectors: VectorReader | None
+
+    def close(self, backend: Backend) -> None:
+        if self.texts is not None:
+            self.texts.close()
+        backend.release(self.client)
+
+
 class _Opened:
     """The builds' collections a reader holds open, each shared by the builds that read it (a
     sync's build reads the unchanged chunks from the builds before it), with their keyword
@@ -99,7 +119,7 @@ class _Opened:
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
-        self._open: dict[str, tuple[ClientAPI, ChromaCollection, TextReader | None]] = {}
+        self._open: dict[str, _Files] = {}
         self._users: dict[str, int] = {}
         self.keywords: dict[str, KeywordIndex] = {}
 
@@ -111,48 +131,57 @@ class _Opened:
         parts: list[_Part] = []
         try:
             for build_id in manifest.builds_read():
-                collection, texts = self._acquire(build_id, manifest, counts[build_id])
+                files = self._acquire(build_id, manifest, counts[build_id])
                 hides = hidden.get(build_id, frozenset())
-                parts.append(_Part(build_id, collection, counts[build_id], hides, texts))
+                parts.append(
+                    _Part(
+                        build_id,
+                        files.collection,
+                        counts[build_id],
+                        hides,
+                        files.texts,
+                        files.vectors,
+                    )
+                )
         except BaseException:
             self.release(tuple(parts))
             raise
         return tuple(parts)
 
-    def _acquire(
-        self, build_id: str, manifest: Manifest, count: int
-    ) -> tuple[ChromaCollection, TextReader | None]:
+    def _acquire(self, build_id: str, manifest: Manifest, count: int) -> _Files:
         if build_id not in self._open:
             client, collection = self._backend.open_collection(build_id)
+            texts = None
             try:
                 check_collection(build_id, collection, manifest, count)
-                texts = None
                 if (collection.metadata or {}).get(TEXTS_APART):
                     texts = TextReader(self._backend.layout.texts_path(build_id), count)
+                vectors_file = self._backend.layout.vectors_path(build_id)
+                vectors = VectorReader(vectors_file, count) if vectors_file.exists() else None
             except BaseException:
+                if texts is not None:
+                    texts.close()
                 self._backend.release(client)
                 raise
-            self._open[build_id] = (client, collection, texts)
+            self._open[build_id] = _Files(client, collection, texts, vectors)
         self._users[build_id] = self._users.get(build_id, 0) + 1
-        _, collection, texts = self._open[build_id]
-        return collection, texts
+        return self._open[build_id]
 
     def release(self, parts: Sequence[_Part]) -> None:
         for part in parts:
             self._users[part.build_id] -= 1
             if not self._users[part.build_id]:
                 del self._users[part.build_id]
-                client, _, texts = self._open.pop(part.build_id)
+                files = self._open.pop(part.build_id)
                 self.keywords.pop(part.build_id, None)
-                if texts is not None:
-                    texts.close()
-                self._backend.release(client)
+                files.close(self._backend)
 
     def keyword(self, part: _Part, manifest: Manifest) -> KeywordIndex:
         """The part's own keyword index, loaded once."""
         if part.build_id not in self.keywords:
+            collection = self._open[part.build_id].collection
             self.keywords[part.build_id] = open_keyword_layer(
-                self._backend, part.build_id, part.count, self._open[part.build_id][1], manifest
+                self._backend, part.build_id, part.count, collection, manifest
             )
         return self.keywords[part.build_id]
 
@@ -160,10 +189,8 @@ class _Opened:
         return build_id in self.keywords or self._backend.layout.keyword_dir(build_id).exists()
 
     def close(self) -> None:
-        for client, _, texts in self._open.values():
-            if texts is not None:
-                texts.close()
-            self._backend.release(client)
+        for files in self._open.values():
+            files.close(self._backend)
         self._open.clear()
         self._users.clear()
         self.keywords.clear()
@@ -307,10 +334,18 @@ class Store:
         days: DayRange | None,
     ) -> list[RetrievedChunk]:
         """A part's best `k` visible chunks within `days`. A narrow window is searched inside
-        the index, limited to the ids in it; a wide one, and hidden chunks, by searching deeper
-        until `k` are left after dropping the rest (the best `depth` hold the best `k` kept)."""
+        the index, limited to the chunks in it; a wide one, and hidden chunks, by searching
+        deeper until `k` are left after dropping the rest (the best `depth` hold the best `k`
+        kept)."""
         bounded = days is not None and days.bounded
-        within = self._ids_within(build, part, days) if days is not None and bounded else None
+        found = self._rows_within(build, part, days) if days is not None and bounded else None
+        if found is not None and part.vectors is not None and len(found[1]) <= ID_FILTER_LIMIT:
+            keyword, rows = found
+            if exclude_articles:
+                rows = rows[~np.isin(keyword.articles_of(rows), list(exclude_articles))]
+            best, scores = part.vectors.nearest(rows, vector, k)
+            return fetch_hits(part.collection, keyword.ids_of(best), scores.tolist())
+        within = None if found is None else found[0].ids_of(found[1])
         if within is not None and len(within) <= EXACT_LIMIT:
             return exact_query(part.collection, vector, k, within, exclude_articles)
         if within is not None and len(within) <= ID_FILTER_LIMIT:
@@ -334,17 +369,18 @@ class Store:
             depth = min(part.count, depth * 4)
         return []
 
-    def _ids_within(self, build: _OpenBuild, part: _Part, days: DayRange) -> list[str] | None:
-        """The ids of the part's visible chunks published within `days`, from its keyword
-        index's day numbers (loaded once per build); None when they are not at hand (a server's
-        build without local files), and Chroma's `where` filters instead."""
+    def _rows_within(
+        self, build: _OpenBuild, part: _Part, days: DayRange
+    ) -> tuple[KeywordIndex, Any] | None:
+        """The part's own keyword index (loaded once per build) and the rows of its visible
+        chunks published within `days`; None when they are not at hand (a server's build without
+        local files), and Chroma's `where` filters instead."""
         with self._lock:
             if not self._opened.has_keyword_files(part.build_id):
                 return None
-            within = self._opened.keyword(part, build.manifest).ids_within(days)
-        if within is None or not part.hidden:
-            return within
-        return [i for i in within if i not in part.hidden]
+            keyword = self._opened.keyword(part, build.manifest)
+        rows = keyword.rows_within(days, part.hidden)
+        return None if rows is None else (keyword, rows)
 
     def get(
         self, chunk_ids: Sequence[str], *, follow: bool = True
@@ -408,12 +444,11 @@ class Store:
             return self._keyword
 
     def _stacked_keyword(self, build: _OpenBuild) -> KeywordIndex:
-        """The build's keyword index: its parts' own, stacked (each loaded once)."""
-        parts = build.parts
-        if len(parts) == 1:
-            return self._opened.keyword(parts[0], build.manifest)
+        """The build's keyword index: its parts' own (each loaded once), stacked into an object
+        of its own even for one part, since the one handed out follows each new build and a
+        part's own must stay that part's."""
         return KeywordIndex.stacked(
-            [(self._opened.keyword(part, build.manifest), part.hidden) for part in parts]
+            [(self._opened.keyword(part, build.manifest), part.hidden) for part in build.parts]
         )
 
     def stats(self) -> IndexStats:
@@ -562,8 +597,9 @@ def save_cache(save: Callable[[], None]) -> None:
 
 def check_build_files(backend: Backend, manifest: Manifest, thorough: bool = True) -> None:
     """Read-only checks of a build's files and its layers', without opening Chroma (which
-    writes as it opens): each database's header and size and the keyword index's count, and with
-    `thorough` every database page and the whole keyword index. `IndexDamagedError` if bad."""
+    writes as it opens): each database's header and size, the vectors file's shape and the
+    keyword index's count, and with `thorough` every database page and the whole keyword index.
+    `IndexDamagedError` if bad."""
     counts = {layer.build_id: layer.chunks for layer in manifest.layers}
     counts[manifest.build_id] = manifest.own_chunks
     for build_id in manifest.builds_read():
@@ -572,6 +608,9 @@ def check_build_files(backend: Backend, manifest: Manifest, thorough: bool = Tru
         texts = backend.layout.texts_path(build_id)
         if manifest.texts_apart or texts.exists():
             check_sqlite_file(texts, thorough)
+        vectors = backend.layout.vectors_path(build_id)
+        if vectors.exists():
+            VectorReader(vectors, counts[build_id])
         keyword = backend.layout.keyword_dir(build_id)
         if backend.derived_files_required or keyword.exists():
             if thorough:

@@ -17,6 +17,7 @@ from index.manifest import IndexFingerprint
 from index.records import BUILT_AT, DAYS_INDEXED, LATEST_DAY, PUBLISHED_DAY, TEXTS_APART
 from index.stored import StoredChunk
 from index.texts import TextReader, TextWriter
+from index.vectors import VectorReader, VectorWriter
 
 if TYPE_CHECKING:
     from index.backends import Backend
@@ -42,6 +43,9 @@ class BuildWriter:
         with self._write_errors():
             self._client, self._collection = backend.create_collection(build_id, metadata)
             self._texts = TextWriter(backend.layout.texts_path(build_id)) if texts_apart else None
+            self._vectors = (
+                VectorWriter(backend.layout.vectors_path(build_id)) if texts_apart else None
+            )
         self._pending: list[StoredChunk] = []
         self._metadata = metadata
         self.latest_day = 0  # the newest publication day written (YYYYMMDD; 0: none dated)
@@ -63,15 +67,19 @@ class BuildWriter:
     def _write(self, page: Sequence[StoredChunk]) -> None:
         days = [int(s.metadata.get(PUBLISHED_DAY, 0) or 0) for s in page]
         self.latest_day = max([self.latest_day, *days])
+        ids = [s.chunk.id for s in page]
+        vectors = np.asarray([s.vector for s in page], dtype=np.float32)
         with self._write_errors():
             self._collection.add(
-                ids=[s.chunk.id for s in page],
-                embeddings=np.asarray([s.vector for s in page], dtype=np.float32),
+                ids=ids,
+                embeddings=vectors,
                 documents=None if self._texts else [s.chunk.text for s in page],
                 metadatas=[dict(s.metadata) for s in page],
             )
             if self._texts is not None:
                 self._texts.add((s.chunk.id, s.chunk.text) for s in page)
+            if self._vectors is not None:
+                self._vectors.add(ids, vectors)
 
     @contextlib.contextmanager
     def _write_errors(self) -> Iterator[None]:
@@ -86,10 +94,12 @@ class BuildWriter:
                 "there is free disk space and that it is writable; the live index is unchanged."
             ) from e
 
-    def verify(self, expected_chunks: int) -> None:
-        """`IndexDamagedError` unless the build holds `expected_chunks` chunks and a probe query
-        finds a stored chunk again. Writes what is queued first, and the newest publication day
-        into the build's metadata (a search capped at a later date needs no filter)."""
+    def verify(self, chunk_ids: Sequence[str]) -> None:
+        """`IndexDamagedError` unless the build holds the chunks `chunk_ids` (its keyword index's
+        rows, in order) and a probe query finds a stored chunk again. Writes what is queued first,
+        the vectors file in that order, and the newest publication day into the build's metadata
+        (a search capped at a later date needs no filter)."""
+        expected_chunks = len(chunk_ids)
         self.flush()
         with self._write_errors():
             self._collection.modify(metadata={**self._metadata, LATEST_DAY: self.latest_day})
@@ -99,7 +109,10 @@ class BuildWriter:
                 )
             if self._texts is not None:
                 self._texts.commit()
-                TextReader(self._texts.path, expected_chunks).close()
+                TextReader(self._texts.path, expected_chunks, recount=True).close()
+            if self._vectors is not None:
+                self._vectors.finish(chunk_ids)
+                VectorReader(self._vectors.path, expected_chunks)
         count = int(self._collection.count())
         if count != expected_chunks:
             raise damaged(f"The new build holds {count} chunks, not {expected_chunks}")
@@ -116,4 +129,6 @@ class BuildWriter:
     def close(self) -> None:
         if self._texts is not None:
             self._texts.close()
+        if self._vectors is not None:
+            self._vectors.close()
         self.backend.release(self._client)
