@@ -14,7 +14,14 @@ from index.offline import enforce_offline
 from qa.chain import QAChain, build_chain
 from qa.config import Settings
 from qa.prompt import History
-from qa.types import NOT_COVERED, Answer, CheckedSentence, Citation, RetrievedChunk
+from qa.types import (
+    NOT_COVERED,
+    Answer,
+    CheckedSentence,
+    Citation,
+    RetrievedChunk,
+    refusal_reason,
+)
 
 __all__ = [
     "NOT_COVERED",
@@ -29,6 +36,7 @@ __all__ = [
     "build_chain",
     "default_chain",
     "enforce_offline",
+    "refusal_reason",
     "stream",
 ]
 

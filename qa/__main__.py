@@ -11,7 +11,7 @@ from pathlib import Path
 from index.cli import run_command
 from qa.citations import format_sources
 from qa.config import LLM_BACKENDS, Settings
-from qa.types import Answer
+from qa.types import Answer, refusal_reason
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +90,8 @@ def print_answer(answer: Answer, streamed: str) -> None:
         print(("\nChecked answer: " if streamed else "") + answer.text)
     if answer.notice:
         print(f"\nNote: {answer.notice}")
+    if not answer.covered:
+        print(f"\nWhy: {refusal_reason(answer.refused)}")
     if answer.time_scope:
         print(f"\nSearched {answer.time_scope}, as of {answer.as_of}.")
     for sentence in answer.unsupported:

@@ -126,7 +126,8 @@ class QAChain(Runnable[ChainInput, Answer]):
         )
         if not passages or evidence.best_relevance < self.relevance_gate(shape):
             yield NOT_COVERED
-            yield replace(base, seconds_total=time.perf_counter() - started, timings=timings)
+            elapsed = time.perf_counter() - started
+            yield replace(base, seconds_total=elapsed, timings=timings, refused="gate")
             return
         if self.llm is None:
             text = extractive_text(evidence)
@@ -304,14 +305,21 @@ class QAChain(Runnable[ChainInput, Answer]):
         timings["check"] = time.perf_counter() - checking
         elapsed = time.perf_counter() - started
         if checked is None or not any(s.supported and s.markers for s in checked.sentences):
-            return replace(answer, seconds_total=elapsed, timings=timings)
+            refused = "model" if checked is None else "check"
+            return replace(answer, seconds_total=elapsed, timings=timings, refused=refused)
         relevance = max(
             evidence.span_relevance(c.marker, start, end)
             for c in checked.citations
             for start, end in c.spans
         )
         if relevance < self.settings.min_answer_relevance:
-            return replace(answer, seconds_total=elapsed, timings=timings, relevance=relevance)
+            return replace(
+                answer,
+                seconds_total=elapsed,
+                timings=timings,
+                relevance=relevance,
+                refused="relevance",
+            )
         return replace(
             answer,
             relevance=relevance,

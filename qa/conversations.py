@@ -67,6 +67,7 @@ class SavedTurn:
     asked_at: str  # ISO 8601, UTC
     as_of: str | None = None  # the date the question was asked as of (YYYY-MM-DD)
     time_scope: str | None = None  # the publication days searched, when it named a time
+    refused: str | None = None  # why it is "not covered" (`qa.types.REFUSALS`)
 
     @property
     def unsupported(self) -> tuple[str, ...]:
@@ -86,6 +87,7 @@ class SavedTurn:
             standalone_question=self.searched_for,
             as_of=self.as_of,
             time_scope=self.time_scope,
+            refused=self.refused,
         )
 
 
@@ -125,6 +127,7 @@ def saved_turn(question: str, answer: Answer, asked_at: str | None = None) -> Sa
         asked_at=asked_at or now(),
         as_of=answer.as_of,
         time_scope=answer.time_scope,
+        refused=answer.refused,
     )
 
 
@@ -162,6 +165,7 @@ def turn_record(turn: SavedTurn) -> dict[str, Any]:
         "asked_at": turn.asked_at,
         "as_of": turn.as_of,
         "time_scope": turn.time_scope,
+        "refused": turn.refused,
         "citations": [
             {
                 "marker": c.marker,
@@ -226,6 +230,7 @@ def read_turn(record: Mapping[str, Any]) -> SavedTurn:
         asked_at=str(record.get("asked_at", "")),
         as_of=record.get("as_of"),
         time_scope=record.get("time_scope"),
+        refused=record.get("refused"),
     )
 
 
@@ -377,6 +382,7 @@ def export_json(conversation: Conversation) -> str:
                 "question": t.question,
                 "answer": t.text,
                 "covered": t.covered,
+                "refused": t.refused,
                 "answered_by": t.backend,
                 "notice": t.notice,
                 "unsupported": list(t.unsupported),

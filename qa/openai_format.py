@@ -175,6 +175,7 @@ def check_record(answer: Answer) -> dict[str, Any]:
     """The `citeqa` field: what the citation check and the chain say about the answer."""
     return {
         "covered": answer.covered,
+        "refused": answer.refused,
         "answered_by": answer.backend,
         "notice": answer.notice,
         "unsupported": list(answer.unsupported),

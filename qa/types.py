@@ -51,6 +51,21 @@ class CheckedSentence:
     score: float | None
 
 
+# Why an answer is "not covered", each the step that decided it, in the chain's order.
+REFUSALS = {
+    "gate": "No indexed passage is close enough to this question.",
+    "model": "The closest passages were read, and they do not answer it.",
+    "check": "An answer was written, but no passage it cited backs it, so it is not shown.",
+    "relevance": "An answer was written, but what it cites does not match the question closely.",
+}
+
+
+def refusal_reason(refused: str | None) -> str:
+    """What a "not covered" answer tells the reader about why (answers saved before the reason
+    was kept get the gate's)."""
+    return REFUSALS.get(refused or "gate", REFUSALS["gate"])
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """An answer with `[n]` markers, what they cite, and every passage that was retrieved."""
@@ -75,6 +90,8 @@ class Answer:
     # The publication days searched, when the question named a time ("this week", "latest").
     time_scope: str | None = None
     shape: str = "factoid"  # "factoid" (one sentence), "open" (a few) or "digest" (a period's news)
+    # Why an answer is "not covered" (None when covered): see `REFUSALS`.
+    refused: str | None = None
 
     @property
     def unsupported(self) -> tuple[str, ...]:

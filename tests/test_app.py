@@ -30,7 +30,7 @@ from index.types import Chunk
 from qa import NOT_COVERED, Answer, QAChain, Settings
 from qa.grounding import make_citation
 from qa.retrieval import PassageFilter
-from qa.types import CheckedSentence, RetrievedChunk
+from qa.types import REFUSALS, CheckedSentence, RetrievedChunk
 from tests.conftest import ROOT, SAMPLE_ARTICLES, XINHUA_TITLE
 from tests.support.factories import build_library, launch, open_chain
 from ui import forms, render, serving
@@ -155,6 +155,7 @@ def test_unrelated_question_gets_the_marked_not_covered_answer(client: Client) -
     assert 'class="cq-answer cq-not-covered"' in message
     assert "Not covered by the articles" in message
     assert html_text(NOT_COVERED) in message
+    assert html_text(REFUSALS["gate"]) in message  # why: the gate, before any model ran
     assert "Closest passages, not close enough" in sources
     assert copied == NOT_COVERED
 

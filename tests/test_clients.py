@@ -161,6 +161,7 @@ def test_not_covered_is_a_normal_answer(served: str) -> None:
     assert reply.choices[0].message.content == NOT_COVERED
     assert reply.model_extra["citations"] == []
     assert reply.model_extra["citeqa"]["covered"] is False
+    assert reply.model_extra["citeqa"]["refused"] == "gate"
     chunks = list(ask(served, "What is the best recipe for banana bread?", stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == NOT_COVERED
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa import NOT_COVERED, Answer, Citation, Settings
+from qa import NOT_COVERED, Answer, Citation, Settings, refusal_reason
 from qa.catalog import IndexStats, UploadResult
 from qa.citations import format_byline, format_sources
 from qa.grounding import with_markers
@@ -147,8 +147,8 @@ def answer_html(answer: Answer, turn: int) -> str:
         return (
             '<div class="cq-answer cq-not-covered">'
             '<span class="cq-label">Not covered by the articles</span>'
-            f"{text_html(NOT_COVERED)} No indexed passage is close enough to this question; "
-            "try other words, widen the filters, or add articles about it."
+            f"{text_html(NOT_COVERED)} {text_html(refusal_reason(answer.refused))} Try other "
+            "words, widen the filters, or add articles about it."
             f"{meta_html}</div>"
         )
     if answer.sentences:

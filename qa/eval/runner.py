@@ -37,7 +37,7 @@ from qa.eval.metrics import (
     token_f1,
 )
 from qa.retrieval import PassageFilter, PassageRetriever
-from qa.types import Answer, RetrievedChunk
+from qa.types import REFUSALS, Answer, RetrievedChunk
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +269,13 @@ def answer_metrics(results: Sequence[QuestionResult]) -> dict[str, float | None]
                 if r.answer is not None
             ]
         ),
+        # False abstention by the step that refused (they add up to it).
+        **{
+            f"false_abstention_{step}": mean(
+                [float(r.answer.refused == step) for r in answerable if r.answer is not None]
+            )
+            for step in REFUSALS
+        },
         "hidden_answer_in_passages": mean([float(answer_in_passages(r)) for r in hidden]),
         "abstention_answer_absent": mean(
             [float(not r.answer.covered) for r in absent if r.answer is not None]
@@ -404,6 +411,7 @@ def answer_rows(results: Sequence[QuestionResult]) -> list[dict[str, Any]]:
                 "gate_relevance": round(r.relevance, 4),
                 "answer_in_passages": answer_in_passages(r),
                 "covered": r.answer.covered,
+                "refused": r.answer.refused,
                 "answer": r.answer.text,
                 "answer_relevance": r.answer.relevance,
                 "correct": answer_accuracy(text, r.question.answers) if r.answer.covered else 0.0,

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
-from qa import QAChain, build_chain
+from qa import NOT_COVERED, QAChain, build_chain, refusal_reason
+from qa.types import REFUSALS
 from tests.conftest import XINHUA_TITLE, make_settings
 from tests.support.servers import closed_port
 
@@ -110,3 +112,25 @@ def test_only_the_last_sentence_of_a_question_counts_as_what_was_asked(
     assert answer.notice is None
     assert answer.backend == "local"
     assert answer.covered
+
+
+@pytest.mark.parametrize(
+    ("reply", "refused"),
+    [
+        ("The articles don't cover this.", "model"),
+        ("Wang Lei is a famous pianist from Paris [1].", "check"),
+    ],
+)
+def test_a_not_covered_answer_says_which_step_refused_it(
+    sample_index: Path, reply: str, refused: str
+) -> None:
+    answer = scripted_chain(sample_index, reply).invoke("Who is Wang Lei?")
+    assert not answer.covered
+    assert answer.text == NOT_COVERED
+    assert answer.refused == refused
+    assert refusal_reason(answer.refused) == REFUSALS[refused]
+    gate = scripted_chain(sample_index, reply).invoke("What is the best recipe for banana bread?")
+    assert gate.refused == "gate"
+    covered = scripted_chain(sample_index, ROLE).invoke("Who is Wang Lei?")
+    assert covered.covered
+    assert covered.refused is None

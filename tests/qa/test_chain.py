@@ -86,6 +86,7 @@ def test_unrelated_question_is_not_covered_without_calling_the_model(
     answer = fake_recording_chain.invoke("What is the best recipe for banana bread?")
     assert answer.text == NOT_COVERED
     assert not answer.covered
+    assert answer.refused == "gate"
     assert answer.citations == ()
     assert calls_of(fake_recording_chain) == []
 

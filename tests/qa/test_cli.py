@@ -13,7 +13,11 @@ from tests.support.commands import ask
 def test_unrelated_question_prints_the_not_covered_answer(sample_index: Path) -> None:
     result = ask("What is the best recipe for banana bread?", index_dir=sample_index)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "The articles don't cover this."
+    assert result.stdout.strip().splitlines() == [
+        "The articles don't cover this.",
+        "",
+        "Why: No indexed passage is close enough to this question.",
+    ]
 
 
 @pytest.mark.model

@@ -115,6 +115,7 @@ def scored_result(number: int, passage: str, reply: str, hidden: bool = True) ->
         citations=(),
         retrieved=(hit,),
         covered=reply != NOT_COVERED,
+        refused="model" if reply == NOT_COVERED else None,
     )
     return QuestionResult(question, hidden, (hit,), {}, 0.5, answer)
 
@@ -140,6 +141,8 @@ def test_hidden_questions_answered_by_another_article_are_counted_apart() -> Non
     assert metrics["accuracy_answer_elsewhere"] == 1 / 2
     assert metrics["answer_accuracy"] == 1 / 3
     assert metrics["false_abstention"] == 1 / 3
+    assert metrics["false_abstention_model"] == 1 / 3  # which step refused
+    assert metrics["false_abstention_gate"] == metrics["false_abstention_check"] == 0
     assert metrics["wrong_answers"] == 1 / 3
 
 

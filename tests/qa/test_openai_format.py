@@ -172,6 +172,7 @@ def test_a_completion_carries_the_citations_and_the_check() -> None:
     }
     assert body["citeqa"] == {
         "covered": True,
+        "refused": None,
         "answered_by": "extractive",
         "notice": ANSWER.notice,
         "unsupported": ["He spoke in Paris."],

@@ -41,7 +41,14 @@ ANSWER = Answer(
     notice="A <b>notice</b>.",
     standalone_question="Who is Wang Lei, the diplomat?",
 )
-NOT = Answer(question="Banana bread?", text=NOT_COVERED, citations=(), retrieved=(), covered=False)
+NOT = Answer(
+    question="Banana bread?",
+    text=NOT_COVERED,
+    citations=(),
+    retrieved=(),
+    covered=False,
+    refused="gate",
+)
 
 
 @pytest.fixture
@@ -85,6 +92,7 @@ def test_conversations_survive_a_new_store_on_the_same_file(
     assert [t.question for t in loaded.turns] == ["Who is Wang Lei?", "Banana bread?"]
     assert loaded.turns[0].citations == (CITATION,)
     assert loaded.turns[1].covered is False
+    assert loaded.turns[1].answer().refused == "gate"
     assert restarted.delete("", first)
     assert not restarted.delete("", first)
     assert restarted.load("", first) is None
