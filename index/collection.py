@@ -11,6 +11,7 @@ from index.errors import CiteqaIndexError
 from index.records import PUBLISHED_DAY, chunk_from_record
 from index.stored import RetrievedChunk
 from index.types import DayRange
+from index.vectors import closest
 
 if TYPE_CHECKING:
     from index.backends import ChromaCollection, Where
@@ -105,12 +106,8 @@ def exact_query(
     rows = [i for i, keep in enumerate(kept) if keep]
     if not rows or found["embeddings"] is None:
         return []
-    vectors = np.asarray(found["embeddings"], dtype=np.float32)[rows]
-    query = np.asarray(vector, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1) * max(float(np.linalg.norm(query)), 1e-12)
-    similarity = vectors @ query / np.maximum(norms, 1e-12)
-    best = np.argsort(-similarity, kind="stable")[:k].tolist()
-    return fetch_hits(collection, [ids[rows[b]] for b in best], similarity[best].tolist())
+    best, similarity = closest(np.asarray(found["embeddings"], dtype=np.float32)[rows], vector, k)
+    return fetch_hits(collection, [ids[rows[b]] for b in best.tolist()], similarity.tolist())
 
 
 def fetch_hits(

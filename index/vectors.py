@@ -91,13 +91,21 @@ class VectorReader:
     def nearest(self, rows: Any, vector: Sequence[float], k: int) -> tuple[Any, Any]:
         """The `k` of `rows` closest to `vector` by cosine similarity, closest first, and their
         similarities."""
-        if k <= 0 or not len(rows):
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         rows = np.sort(np.asarray(rows, dtype=np.int64))  # ascending rows read the file in order
-        chosen = np.asarray(self._vectors[rows], dtype=np.float32)
-        query = np.asarray(vector, dtype=np.float32)
-        norms = np.linalg.norm(chosen, axis=1) * max(float(np.linalg.norm(query)), 1e-12)
-        similarity = chosen @ query / np.maximum(norms, 1e-12)
-        best = np.argpartition(-similarity, k - 1)[:k] if k < len(rows) else np.arange(len(rows))
-        best = best[np.lexsort((rows[best], -similarity[best]))]  # ties: the earlier row first
-        return rows[best], similarity[best]
+        best, similarity = closest(self._vectors[rows], vector, k)
+        return rows[best], similarity
+
+
+def closest(vectors: Any, vector: Sequence[float], k: int) -> tuple[Any, Any]:
+    """The positions of the `k` of `vectors` closest to `vector` by cosine similarity, closest
+    first (ties: the earlier position), and their similarities."""
+    if k <= 0 or not len(vectors):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    matrix = np.asarray(vectors, dtype=np.float32)
+    query = np.asarray(vector, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1) * max(float(np.linalg.norm(query)), 1e-12)
+    similarity = matrix @ query / np.maximum(norms, 1e-12)
+    count = len(similarity)
+    best = np.argpartition(-similarity, k - 1)[:k] if k < count else np.arange(count)
+    best = best[np.lexsort((best, -similarity[best]))]
+    return best, similarity[best]
