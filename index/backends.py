@@ -100,17 +100,21 @@ def hnsw_configuration() -> CreateHNSWConfiguration:
     return {"space": "cosine", "max_neighbors": 16, "ef_construction": 100, "ef_search": 100}
 
 
-# Builds larger than this search deeper: at a million chunks ef_search 100 found 0.854 of the 10
-# exact neighbours; 200 -> 0.918, 400 -> 0.954, 800 -> 0.976, 1,600 -> 0.983, 3,200 -> 0.990.
-# Hybrid search p95 went from 26.3 to 29.3 ms with 1,600 (bench/scale.py's questions).
-LARGE_BUILD_CHUNKS = 200_000
-LARGE_BUILD_EF_SEARCH = 1600
+# Larger builds search deeper: at a million chunks ef_search 100 found 0.854 of the 10 exact
+# neighbours; 200 -> 0.918, 400 -> 0.954, 800 -> 0.976, 1,600 -> 0.983, 3,200 -> 0.990. Another
+# million-chunk build: 1,600 -> 0.978, 2,000 -> 0.981, 2,400 -> 0.984, 3,200 -> 0.985, hybrid
+# search p95 37.5-42.3 ms at 1,600, 45.0-47.1 at 2,000, 48.2-50.2 at 2,400 (bench/scale.py's
+# questions, two passes each on a quiet 2-core AVX2 machine).
+# (fewest chunks, ef_search) from the widest down; smaller builds keep hnsw_configuration's.
+LARGE_BUILD_EF_SEARCH = ((600_000, 2000), (200_000, 1600))
 
 
 def ef_search_for(chunks: int) -> int:
     """How wide a build of `chunks` searches its graph, for recall@10 of 0.98 or more."""
-    default = int(hnsw_configuration().get("ef_search", 100))
-    return LARGE_BUILD_EF_SEARCH if chunks > LARGE_BUILD_CHUNKS else default
+    for fewest, ef_search in LARGE_BUILD_EF_SEARCH:
+        if chunks > fewest:
+            return ef_search
+    return int(hnsw_configuration().get("ef_search", 100))
 
 
 def chroma_settings() -> Any:

@@ -330,8 +330,10 @@ def test_a_large_build_searches_its_graph_wider(
     tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert ef_search_for(150_000) == 100
-    assert ef_search_for(1_000_000) == 1600
-    monkeypatch.setattr(backends, "LARGE_BUILD_CHUNKS", 3)  # this corpus counts as large
+    assert ef_search_for(400_000) == 1600
+    assert ef_search_for(1_000_000) == 2000
+    # This corpus counts as large.
+    monkeypatch.setattr(backends, "LARGE_BUILD_EF_SEARCH", ((3, 1600),))
     _, settings, report = synced_corpus(tmp_path, embedder, 4)
     backend = LocalBackend(layout_of(settings))
     client, collection = backend.open_collection(report.build_id)
