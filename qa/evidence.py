@@ -182,7 +182,7 @@ class Evidence:
             found.append(
                 [
                     self._support(claim, cosines[c], p)
-                    if all(self._mentioned[p - 1].name(name) for name in required)
+                    if all(self._mentioned[p - 1].run(name) for name in required)
                     else Support(p, 0, 0, 0.0, False)  # about something else than asked
                     for p in range(1, len(self.passages) + 1)
                 ]

@@ -20,6 +20,8 @@ _ABBREVIATIONS = frozenset(
     "mr mrs ms dr st jr sr prof gen col lt sgt rep sen gov u.s u.k u.n no vs etc inc ltd co corp "
     "jan feb mar apr jun jul aug sep sept oct nov dec e.g i.e a.m p.m".split()
 )
+# A proper name as a run of lower-cased words: ("united", "states").
+Name = tuple[str, ...]
 _WORD = re.compile(r"[^\W_]+(?:['\u2019.-][^\W_]+)*", re.UNICODE)
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w])")
 STOP_WORDS = frozenset(
@@ -252,6 +254,16 @@ class Mentions:
         }
         return cls(frozenset(forms), frozenset(initials))
 
+    def run(self, name: Name) -> bool:
+        """Whether the text mentions a name of one or more words (from `name_runs`): by its
+        initials ("U.S." for "United States"), or by its last word and at least half of the others,
+        each as `name` finds it ("VP Kamala Harris" for "Vice President Kamala Harris"; "San
+        Francisco" is not "San Diego")."""
+        if len(name) > 1 and "".join(word[0] for word in name) in self.forms:
+            return True
+        found = [self.name(word) for word in name]
+        return found[-1] and 2 * sum(found) >= len(found)
+
     def name(self, name: str) -> bool:
         """Whether the text mentions `name` (lower case, from `names`): as a word, by all its
         hyphenated parts, by a word sharing its first four letters or more ("Europe" for
@@ -286,15 +298,34 @@ def one_edit_apart(a: str, b: str) -> bool:
     return True  # b is a with one letter added at the end
 
 
-def required_names(question: str, claim: str) -> set[str]:
-    """The names of `question` that a passage backing `claim` must mention, or it is about
-    something else: those the claim repeats ("the ruler of Korea", from a passage on Tibet), and
-    all of them for a bare answer that shares no word with the question ("Alberto Calderón",
-    asked which Fields Medal winner teaches at Harvard)."""
-    asked = {n.replace("\u2019", "'").removesuffix("'s") for n in names(question)}
+def name_runs(text: str) -> set[Name]:
+    """The proper names of `text`, each a run of capitalised words that are not its first word
+    ("Vice President Kamala Harris", "United States"), lower-cased, without possessives."""
+    runs: list[list[str]] = []
+    joined = False
+    for token in _WORD.findall(strip_markers(text))[1:]:
+        word = token.lower().replace("\u2019", "'").removesuffix("'s")
+        if token[:1].isupper() and word not in STOP_WORDS:
+            if joined:
+                runs[-1].append(word)
+            else:
+                runs.append([word])
+            joined = not token.endswith(("'s", "\u2019s"))
+        else:
+            joined = False
+    return {tuple(run) for run in runs}
+
+
+def required_names(question: str, claim: str) -> set[Name]:
+    """The names of `question` that a passage backing `claim` must mention (`Mentions.run`), or
+    it is about something else: those the claim repeats a word of ("the ruler of Korea", from a
+    passage on Tibet), and all of them for a bare answer that shares no word with the question
+    ("Alberto Calderón", asked which Fields Medal winner teaches at Harvard)."""
+    asked = name_runs(question)
     if not content_words(claim) & content_words(question):
         return asked
-    return asked & _all_forms(words(strip_markers(claim)))
+    repeated = _all_forms(words(strip_markers(claim)))
+    return {run for run in asked if repeated.intersection(run)}
 
 
 def coverage(wanted: set[str], have: set[str]) -> float:

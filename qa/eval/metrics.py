@@ -13,6 +13,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 _PUNCTUATION = frozenset(string.punctuation)
+# Typographic quotes count as the ASCII ones they stand for ("Wendy\u2019s" is "Wendy's").
+_QUOTES = str.maketrans("\u2018\u2019\u201c\u201d", "''\"\"")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
@@ -35,9 +37,10 @@ class GoldSpan:
 
 
 def normalize_answer(text: str) -> str:
-    """SQuAD v1.1 normalisation: lowercase, drop punctuation, drop the articles a/an/the as
-    whole words, and collapse runs of whitespace to single spaces (trimmed)."""
-    lowered = text.lower()
+    """SQuAD v1.1 normalisation: lowercase, drop punctuation (typographic quotes too), drop the
+    articles a/an/the as whole words, and collapse runs of whitespace to single spaces
+    (trimmed)."""
+    lowered = text.lower().translate(_QUOTES)
     no_punctuation = "".join(ch for ch in lowered if ch not in _PUNCTUATION)
     no_articles = _ARTICLES.sub(" ", no_punctuation)
     return " ".join(no_articles.split())

@@ -34,6 +34,7 @@ from qa.eval.metrics import (
         ("A.B.C.", "abc"),
         ("the-the", "thethe"),
         ("O'Neil's", "oneils"),
+        ("Wendy\u2019s \u201cBaconator\u201d", "wendys baconator"),
         ("Tab\tand\nnewline", "tab and newline"),
         ("The", ""),
         ("", ""),

@@ -165,6 +165,22 @@ def test_what_a_passage_mentions(name: str, expected: bool) -> None:
 
 
 @pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (("united", "states"), True),  # by its initials: "U.S."
+        (("agency", "disease", "control"), True),  # its last word, and half of them or more
+        (("vice", "president", "wesel"), False),  # a third of them
+        (("jacksonville", "korea"), False),  # not its last word
+        (("jacksonville",), True),
+        (("korea",), False),
+        (("south", "korea"), False),
+    ],
+)
+def test_names_of_several_words_a_passage_mentions(name: tuple[str, ...], expected: bool) -> None:
+    assert Mentions.of(MENTIONING).run(name) is expected
+
+
+@pytest.mark.parametrize(
     ("a", "b", "expected"),
     [
         ("wessel", "wesel", True),
@@ -186,26 +202,46 @@ def test_one_edit_apart(a: str, b: str, expected: bool) -> None:
         (
             "Who did Kublai make the ruler of Korea?",
             "Kublai made Phagpa the ruler of Korea [1].",
-            {"kublai", "korea"},
+            {("kublai",), ("korea",)},
         ),
         (
             "How many of Jacksonville's city residents are younger than 18?",
             "24.0% of Jacksonville's residents were under 18 [1].",
-            {"jacksonville"},
+            {("jacksonville",)},
         ),
         (
             "How much has the US sent since Russia\u2019s invasion?",
             "The US has sent $1 billion since Russia's invasion began.",
-            {"us", "russia"},
+            {("us",), ("russia",)},
         ),
         # a bare answer: its passage must mention everything the question names
-        ("Who did Kublai make the ruler of Korea?", "Phagpa [1].", {"kublai", "korea"}),
-        ("Who did Kublai make the ruler of Korea?", "Phagpa, in 1264 [1].", {"kublai", "korea"}),
-        ("Who did Kublai make the ruler of Korea?", "Kublai chose Phagpa.", {"kublai"}),
+        ("Who did Kublai make the ruler of Korea?", "Phagpa [1].", {("kublai",), ("korea",)}),
+        (
+            "Who did Kublai make the ruler of Korea?",
+            "Phagpa, in 1264 [1].",
+            {("kublai",), ("korea",)},
+        ),
+        ("Who did Kublai make the ruler of Korea?", "Kublai chose Phagpa.", {("kublai",)}),
         ("who did kublai make ruler?", "Kublai made Phagpa ruler.", set()),  # no names asked
+        # a name of several words is one name, needed when the claim repeats any word of it
+        (
+            "Which state did Vice President Kamala Harris visit this week?",
+            "Harris visited Florida [2].",
+            {("vice", "president", "kamala", "harris")},
+        ),
+        (
+            "Which item was removed from school menus across the United States?",
+            "Lunchables were removed from school menus across the United States [4].",
+            {("united", "states")},
+        ),
+        (
+            "Did Jacksonville's Mayor Deegan sign it?",
+            "Mayor Deegan signed it [1].",
+            {("mayor", "deegan")},
+        ),
     ],
 )
 def test_names_a_passage_must_mention_to_back_a_claim(
-    question: str, claim: str, expected: set[str]
+    question: str, claim: str, expected: set[tuple[str, ...]]
 ) -> None:
     assert required_names(question, claim) == expected
