@@ -246,6 +246,35 @@ def test_a_claim_naming_what_the_question_asks_about_needs_a_passage_that_mentio
     assert sentence.supported is supported
 
 
+HARRIS = (
+    "Vice President Kamala Harris is coming to Jacksonville on May 1. "
+    "Harris will campaign in Florida on reproductive rights, her office said."
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "supported"),
+    [
+        (HARRIS, True),  # the name whole
+        (HARRIS.replace("Vice President Kamala", "VP Kamala"), True),  # its last word and half
+        (HARRIS.replace("Vice President Kamala", "Senator Kamala"), True),  # 2 of its 4 words
+        (HARRIS.replace("Vice President Kamala Harris", "The governor"), False),  # "Harris": 1
+        (HARRIS.replace("Harris", "Walz").replace("Kamala", "Tim"), False),  # someone else
+    ],
+)
+def test_a_name_of_several_words_is_mentioned_by_its_last_word_and_half_of_them(
+    embedder: Embedder, text: str, supported: bool
+) -> None:
+    evidence = Evidence(
+        embedder,
+        "Which state did Vice President Kamala Harris visit this week on reproductive rights?",
+        [passage(text, 1)],
+    )
+    claim = "Vice President Kamala Harris visited Florida to campaign on reproductive rights [1]."
+    (sentence,) = check_answer(claim, evidence).sentences
+    assert sentence.supported is supported
+
+
 CALDERON = (
     "The university's faculty has included many famous scholars. "
     "Alberto Calderon, a winner of the Fields Medal, is a faculty member of the mathematics "
