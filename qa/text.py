@@ -256,8 +256,8 @@ class Mentions:
 
     def run(self, name: Name) -> bool:
         """Whether the text mentions a name of one or more words (from `name_runs`): by its
-        initials ("U.S." for "United States"), or by its last word and at least half of the others,
-        each as `name` finds it ("VP Kamala Harris" for "Vice President Kamala Harris"; "San
+        initials ("U.S." for "United States"), or by its last word with at least half of its
+        words, each as `name` finds it ("VP Kamala Harris" for "Vice President Kamala Harris"; "San
         Francisco" is not "San Diego")."""
         if len(name) > 1 and "".join(word[0] for word in name) in self.forms:
             return True
@@ -265,7 +265,7 @@ class Mentions:
         return found[-1] and 2 * sum(found) >= len(found)
 
     def name(self, name: str) -> bool:
-        """Whether the text mentions `name` (lower case, from `names`): as a word, by all its
+        """Whether the text mentions `name` (a lower-case word of a name): as a word, by all its
         hyphenated parts, by a word sharing its first four letters or more ("Europe" for
         "European"), by a word one letter away (a misspelling), or as an abbreviation."""
         if name in self.forms or name in self.initials:
