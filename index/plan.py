@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from index.manifest import ArticleEntry
-from index.types import Article, Duplicate, Rejection
+from index.types import Article, Duplicate, Rejection, has_content_id, looks_like_content_id
 
 Mode = Literal["rebuild", "sync"]
 
@@ -78,13 +78,15 @@ def plan_changes(previous: Mapping[str, ArticleEntry], articles: Sequence[Articl
     """Compare articles with the live build's record, by id and content hash.
 
     An article whose id is new but whose origin (file, "file:line" or URL) held an article that is
-    gone counts as updated: a file edited in place, whose content-hash id changed.
+    gone counts as updated: a file edited in place, whose content-hash id changed. Only ids made
+    from the content are matched so: an id of the article's own ("wire-2" on the line "wire-3"
+    had) names another article, added while the old one is removed.
     """
     current = {a.id for a in articles}
     gone_by_origin = {
         entry.origin: old_id
         for old_id, entry in previous.items()
-        if old_id not in current and entry.origin
+        if old_id not in current and entry.origin and looks_like_content_id(old_id)
     }
     added: list[Article] = []
     updated: list[tuple[str, Article]] = []
@@ -96,7 +98,7 @@ def plan_changes(previous: Mapping[str, ArticleEntry], articles: Sequence[Articl
                 unchanged.append(article)
             else:
                 updated.append((article.id, article))
-        elif (old_id := gone_by_origin.pop(article.origin, None)) is not None:
+        elif has_content_id(article) and (old_id := gone_by_origin.pop(article.origin, None)):
             updated.append((old_id, article))
         else:
             added.append(article)

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_CONTENT_ID = re.compile(r"[0-9a-f]{16}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,17 @@ def content_id(*parts: str) -> str:
     surrogate (from a JSON escape) is hashed as is, and `article_problem` rejects the article."""
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
     return digest[:16]
+
+
+def has_content_id(article: Article) -> bool:
+    """Whether the article's id was made from its title and text (no id of its own was given)."""
+    return article.id == content_id(article.title, article.text)
+
+
+def looks_like_content_id(article_id: str) -> bool:
+    """Whether an id of an indexed article has the form `content_id` gives (16 hex digits): the
+    build record keeps no more, so an id of the article's own of that form is taken as made."""
+    return _CONTENT_ID.fullmatch(article_id) is not None
 
 
 def article_problem(article: Article) -> str | None:

@@ -17,6 +17,7 @@ from index.embeddings import Embedder, open_embedder
 from index.offline import enforce_offline
 from qa import QAChain, Settings, build_chain
 from tests.offline_guard import OUTBOUND, install
+from tests.support.remembered import remembering
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_ARTICLES = ROOT / "articles"
@@ -168,7 +169,16 @@ def clean_environment() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
-    return open_embedder()
+    """The packaged embedding model, remembering the vectors it computed (tests/support/
+    remembered.py): the sample articles are indexed by many fixtures, embedded once."""
+    return remembering(open_embedder())
+
+
+@pytest.fixture(scope="session")
+def eval_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The evaluation harness's index folder (`--cache-dir`), shared by the tests that run it
+    on the same articles: the harness keys each index by content and reuses it."""
+    return tmp_path_factory.mktemp("eval-cache")
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,12 +29,14 @@ import app
 from index.embeddings import Embedder
 from index.types import Chunk
 from qa import NOT_COVERED, Answer, QAChain, Settings
+from qa.conversations import ConversationStore
 from qa.grounding import make_citation
 from qa.retrieval import PassageFilter
 from qa.types import REFUSALS, CheckedSentence, RetrievedChunk
 from tests.conftest import ROOT, SAMPLE_ARTICLES, XINHUA_TITLE
 from tests.support.factories import build_library, launch, open_chain
 from ui import forms, render, serving
+from ui.saved import SavedConversations
 
 WIKIPEDIA = "Wikipedia (SQuAD v1.1 dev)"
 
@@ -635,8 +638,10 @@ def test_app_module_does_no_work_at_import() -> None:
 
 ARENA_PROBE = """
 import ctypes, sys, threading
-import app
-limited = app.limit_malloc_arenas() if sys.argv[1] == "limit" else None
+limited = None
+if sys.argv[1] == "limit":  # (the default needs no app: importing it takes seconds)
+    import app
+    limited = app.limit_malloc_arenas()
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
@@ -680,3 +685,19 @@ def test_the_app_keeps_one_malloc_arena_unless_told_otherwise(
     assert result.stdout.strip() == limited
     arenas = len(re.findall(r"^Arena \d+:", result.stderr, re.MULTILINE))
     assert (arenas == 1) == one_arena, result.stderr[-1000:]
+
+
+def test_exports_leave_no_folder_until_one_is_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A page killed before it exported anything (every test server, most users) used to leave
+    # an empty export folder behind in the temporary folder at each start.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    store = ConversationStore(tmp_path / "conversations.sqlite3")
+    conversation = store.create("", "Who is Wang Lei?")
+    panel = SavedConversations(store, max_turns=10)
+    assert not list(tmp_path.glob("citeqa-exports-*"))
+    written = Path(panel.export(conversation, "md", ""))
+    assert written.read_text(encoding="utf-8").startswith("#")
+    assert written.parents[1].parent == tmp_path
+    assert written.parents[1].name.startswith("citeqa-exports-")

@@ -63,8 +63,7 @@ class SavedConversations:
     def __init__(self, store: ConversationStore, max_turns: int) -> None:
         self.store = store
         self.max_turns = max_turns  # turns shown on the page (the latest)
-        self._exports = Path(tempfile.mkdtemp(prefix="citeqa-exports-"))
-        atexit.register(shutil.rmtree, self._exports, ignore_errors=True)
+        self._exports: Path | None = None  # made at the first export, removed at exit
 
     def save(
         self, request: gr.Request | None, saved_id: str | None, question: str, answer: Answer
@@ -143,17 +142,22 @@ class SavedConversations:
             raise gr.Error(str(e)) from e
         if conversation is None:
             raise gr.Error("That conversation is no longer saved.")
-        self._remove_old_exports()
-        folder = Path(tempfile.mkdtemp(dir=self._exports))
+        folder = Path(tempfile.mkdtemp(dir=self._exports_folder()))
         target = folder / export_name(conversation, f".{kind}")
         target.write_text(EXPORTS[kind](conversation), encoding="utf-8")
         return str(target)
 
-    def _remove_old_exports(self) -> None:
+    def _exports_folder(self) -> Path:
+        """The folder of this process's exports, made at the first export (a page that never
+        exports leaves no folder behind, even when the process is killed), its old ones removed."""
+        if self._exports is None:
+            self._exports = Path(tempfile.mkdtemp(prefix="citeqa-exports-"))
+            atexit.register(shutil.rmtree, self._exports, ignore_errors=True)
         cutoff = time.time() - EXPORT_AGE_S
         for folder in self._exports.iterdir():
             if folder.stat().st_mtime < cutoff:
                 shutil.rmtree(folder, ignore_errors=True)
+        return self._exports
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 import string
+import unicodedata
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ _PUNCTUATION = frozenset(string.punctuation)
 # Typographic quotes count as the ASCII ones they stand for ("Wendy\u2019s" is "Wendy's").
 _QUOTES = str.maketrans("\u2018\u2019\u201c\u201d", "''\"\"")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+_POSSESSIVE = re.compile(r"(?<=\w)['\u2019]s\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +78,20 @@ def token_f1(prediction: str, golds: Sequence[str]) -> float:
     )
 
 
+def plain_words(text: str) -> str:
+    """`normalize_answer` after dropping accents ("Beyonce" is "Beyoncé") and the possessive
+    "'s" ("George Washington's birthday" names "George Washington"): for containment, where
+    SQuAD's exact match keeps both."""
+    decomposed = unicodedata.normalize("NFKD", _POSSESSIVE.sub("", text))
+    return normalize_answer("".join(ch for ch in decomposed if not unicodedata.combining(ch)))
+
+
 def answer_accuracy(prediction: str, golds: Sequence[str]) -> float:
-    """1.0 when some non-empty normalised gold occurs in the normalised prediction as a run of
-    whole tokens, else 0.0."""
-    padded = f" {normalize_answer(prediction)} "
+    """1.0 when some non-empty gold occurs in the prediction as a run of whole tokens, both
+    normalised by `plain_words`, else 0.0."""
+    padded = f" {plain_words(prediction)} "
     for gold in golds:
-        normalised = normalize_answer(gold)
+        normalised = plain_words(gold)
         if normalised and f" {normalised} " in padded:
             return 1.0
     return 0.0

@@ -28,6 +28,13 @@ from index.embeddings import (
 from index.errors import ModelNotFoundError
 from index.sources import load_articles
 from tests.conftest import ROOT, SAMPLE_ARTICLES
+from tests.support.remembered import RememberingEngine, remembering
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    """The default backend as the app opens it (not the session's remembering one)."""
+    return open_embedder()
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +180,19 @@ def test_a_model_openvino_cannot_run_falls_back_to_torch(tmp_path: Path) -> None
     with pytest.raises(ModelNotFoundError, match="CITEQA_EMBEDDING_BACKEND=torch"):
         open_embedder(model, backend="openvino", cache_dir=cache)
     assert not cache.exists()
+
+
+def test_remembered_vectors_are_the_models_own(embedder: Embedder, chunk_texts: list[str]) -> None:
+    # The session's `embedder` (tests/support/remembered.py) runs the model once per text.
+    remembered = remembering(embedder)
+    engine = remembered.engine
+    assert isinstance(engine, RememberingEngine)
+    texts = chunk_texts[:40]
+    first = remembered.encode([*texts, texts[0]])
+    assert engine.computed == 40
+    again = remembered.encode(texts[::-1])
+    assert engine.computed == 40
+    assert np.array_equal(again, first[:40][::-1])
+    cosines = (first[:40] * embedder.encode(texts)).sum(axis=1)
+    assert cosines.min() > 0.9999, cosines.min()
+    assert remembered.encode([]).shape == (0, embedder.dimension)

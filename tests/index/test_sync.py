@@ -18,7 +18,7 @@ from index.manifest import ArticleEntry
 from index.plan import plan_changes
 from index.reader import open_store
 from index.sources import load_sources
-from index.types import Article
+from index.types import Article, content_id
 from tests.index.conftest import CountingEmbedder, layout_of, write_article, write_records
 
 LIGHTHOUSE = (
@@ -243,19 +243,26 @@ def entry(content_hash: str, origin: str) -> ArticleEntry:
 def test_plan_matches_by_id_then_by_origin() -> None:
     same = Article(id="a", title="A", text="one", origin="f.jsonl:1")
     edited = Article(id="b", title="B", text="two, edited", origin="f.jsonl:2")
-    renamed_file = Article(id="new-c", title="C", text="three, edited", origin="c.txt")
+    # A file edited in place: its id, made from its content, changed with it.
+    edited_file = Article(
+        id=content_id("C", "three, edited"), title="C", text="three, edited", origin="c.txt"
+    )
+    old_c = content_id("C", "three")
+    # An id of its own on a line another id had: another article, not an edit of that one.
+    other_record = Article(id="wire-2", title="E", text="five", origin="f.jsonl:3")
     brand_new = Article(id="d", title="D", text="four", origin="d.txt")
     previous = {
         "a": entry(same.content_hash, "f.jsonl:1"),
         "b": entry("old hash", "f.jsonl:2"),
-        "old-c": entry("old hash", "c.txt"),
+        old_c: entry("old hash", "c.txt"),
+        "wire-3": entry("old hash", "f.jsonl:3"),
         "gone": entry("x", "gone.txt"),
     }
-    plan = plan_changes(previous, [same, edited, renamed_file, brand_new])
+    plan = plan_changes(previous, [same, edited, edited_file, other_record, brand_new])
     assert plan.unchanged == (same,)
-    assert plan.updated == (("b", edited), ("old-c", renamed_file))
-    assert plan.added == (brand_new,)
-    assert plan.removed == ("gone",)
+    assert plan.updated == (("b", edited), (old_c, edited_file))
+    assert plan.added == (other_record, brand_new)
+    assert plan.removed == ("wire-3", "gone")
     assert plan.changed
     assert not plan_changes(previous, []).added
     assert not plan_changes({"a": previous["a"]}, [same]).changed

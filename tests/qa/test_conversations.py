@@ -178,13 +178,16 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_eval_cli_reports_follow_up_recall(
-    tmp_path: Path, bundled: list[Conversation], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    eval_cache: Path,
+    bundled: list[Conversation],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     lines = CONVERSATIONS.read_text(encoding="utf-8").splitlines()
     subset = tmp_path / "conversations.jsonl"
     subset.write_text("\n".join([lines[0], lines[-1]]) + "\n", encoding="utf-8")
     args = ["--articles", str(ARTICLES), "--questions", str(QUESTIONS), "--limit", "1"]
-    args += ["--retriever", "hybrid", "--quiet", "--cache-dir", str(tmp_path / "cache")]
+    args += ["--retriever", "hybrid", "--quiet", "--cache-dir", str(eval_cache)]
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text(lines[0] + "\n[]\n", encoding="utf-8")

@@ -26,12 +26,12 @@ ARTICLES = SAMPLE_ARTICLES / "squad-sample.jsonl"
 
 @pytest.mark.slow  # indexes the fixture and runs three retrievers
 def test_retrieval_report_on_the_fixture(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, eval_cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     report_dir = tmp_path / "report"
     args = ["--articles", str(ARTICLES), "--questions", str(QUESTIONS)]
     args += ["--retriever", "dense,bm25,hybrid", "--unanswerable", "0.2", "--quiet"]
-    args += ["--cache-dir", str(tmp_path / "cache"), "--report", str(report_dir)]
+    args += ["--cache-dir", str(eval_cache), "--report", str(report_dir)]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "10 questions (2 with their articles hidden), 10 articles indexed" in out
@@ -53,19 +53,26 @@ def test_retrieval_report_on_the_fixture(
     assert (report_dir / "latency.png").stat().st_size > 1000
 
     # The index is keyed by content: a second run reuses it.
-    assert main([*args[:-2], "--report", str(tmp_path / "again")]) == 0
-    assert len(list((tmp_path / "cache").iterdir())) == 1
+    indexes = {p: p.stat().st_mtime_ns for p in eval_cache.iterdir()}
+    again = ["--articles", str(ARTICLES), "--questions", str(QUESTIONS), "--limit", "2"]
+    again += ["--retriever", "hybrid", "--quiet", "--cache-dir", str(eval_cache)]
+    assert main(again) == 0
+    assert "10 articles indexed" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in eval_cache.iterdir()} == indexes
 
 
 @pytest.mark.model
 def test_answers_and_abstention_with_the_small_model(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    eval_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("CITEQA_LLM_MODEL", "smollm2-135m")
     monkeypatch.setenv("CITEQA_MAX_ANSWER_TOKENS", "48")
     args = ["--articles", str(ARTICLES), "--questions", str(QUESTIONS), "--limit", "4"]
     args += ["--answers", "--unanswerable", "0.5", "--quiet", "--retriever", "hybrid"]
-    args += ["--cache-dir", str(tmp_path / "cache"), "--report", str(tmp_path / "r")]
+    args += ["--cache-dir", str(eval_cache), "--report", str(tmp_path / "r")]
     assert main(args) == 0
     answers = json.loads((tmp_path / "r" / "report.json").read_text(encoding="utf-8"))["answers"]
     for key in ("exact_match", "f1", "answer_accuracy", "abstention", "false_abstention"):

@@ -104,6 +104,11 @@ def test_token_f1(prediction: str, golds: list[str], expected: float) -> None:
         ("anything", [""], 0.0),
         ("anything", ["the", "!"], 0.0),
         ("", ["Denver"], 0.0),
+        ("Beyonce was named the greatest pop star", ["Beyoncé"], 1.0),
+        ("It falls on George Washington\u2019s birthday", ["George Washington"], 1.0),
+        ("Wendy's", ["Wendy\u2019s"], 1.0),
+        ("Wendys", ["Wendy's"], 0.0),
+        ("The Washingtons", ["Washington"], 0.0),
     ],
 )
 def test_answer_accuracy(prediction: str, golds: list[str], expected: float) -> None:
