@@ -13,6 +13,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from prompts import render_prompt
 from qa.citations import clean_markers
 from qa.evidence import Evidence
+from qa.shape import asked_kind
 from qa.text import strip_markers
 from qa.types import NOT_COVERED
 
@@ -71,13 +72,16 @@ def fixed_messages() -> list[BaseMessage]:
     ]
 
 
-def answer_notes(shape: str, evidence: Evidence, today: str | None) -> str:
+def answer_notes(shape: str, evidence: Evidence, today: str | None, question: str = "") -> str:
     """What the model is told about this question beside the fixed rules: how long to answer
-    (a few sentences for an open question or a digest) and, when the passages carry several
-    dates or the question names a time, today's date and that the newest passage wins."""
+    (a few sentences for an open question or a digest), what kind of thing a factoid question
+    asks for by name ("which state"), and, when the passages carry several dates or the
+    question names a time, today's date and that the newest passage wins."""
     notes = []
     if shape in ("open", "digest"):
         notes.append(render_prompt(f"note_{shape}"))
+    elif (kind := asked_kind(question)) is not None:
+        notes.append(render_prompt("note_kind", kind=kind))
     dates = {p.chunk.published[:10] for p in evidence.passages if p.chunk.published}
     if today is not None and len(dates) > 1:
         notes.append(render_prompt("note_dated", today=today))
@@ -105,7 +109,7 @@ def build_messages(
             render_prompt(
                 "answer_user",
                 passages=format_passages(evidence, count_tokens, budget),
-                notes=answer_notes(shape, evidence, today),
+                notes=answer_notes(shape, evidence, today, question),
                 question=question,
             )
         )

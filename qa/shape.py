@@ -39,3 +39,28 @@ def answer_shape(question: str, only_news: bool = False) -> Shape:
     if text.count("?") > 1 or _SECOND_PART.search(text):
         return "open"
     return "factoid"
+
+
+# Kinds of thing a factoid question may ask for by name, which a small model confuses with
+# what is linked to them: the company behind a game or app, the agency in a state, the city of
+# a final.
+KINDS = (
+    "state|country|city|county|island|territory|team|club|company|automaker|airline|brand|"
+    "platform|app|website|game|film|movie|show|series|book|song|album|festival|award|university|"
+    "college|drug|party"
+)
+# Up to two words may describe the kind ("which popular online game"), but none that starts
+# another part of the question ("what [is] installed by state officials"); a kind's possessive
+# asks for something else ("which country's imports").
+_LINKING = r"(?:of|by|in|on|at|to|for|from|with|as|is|are|was|were|did|does|do|has|have|had|will)"
+_ASKED_KIND = re.compile(
+    rf"\b(?:which|what)\s+(?:(?!{_LINKING}\b)[a-z-]+\s+){{0,2}}?({KINDS})\b(?!['\u2019])",
+    re.IGNORECASE,
+)
+
+
+def asked_kind(question: str) -> str | None:
+    """The kind of thing `question` asks for by name ("Which state ...?" -> "state"), when it
+    is one of `KINDS`; None otherwise."""
+    found = _ASKED_KIND.search(" ".join(question.split()))
+    return found.group(1).lower() if found else None

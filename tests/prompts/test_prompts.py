@@ -15,6 +15,7 @@ from prompts import PromptError, prompt_fields, render_prompt
         ("note_open", set()),
         ("note_digest", set()),
         ("note_dated", {"today"}),
+        ("note_kind", {"kind"}),
         ("rewrite_system", set()),
         ("example_user", set()),
         ("example_answer", set()),

@@ -168,6 +168,20 @@ def test_prompt_holds_only_the_best_sentences_within_the_budget(fake_chain: QACh
     assert count(str(small)) < whole / 2
 
 
+def test_a_question_asking_for_a_kind_of_thing_says_so_to_the_model(fake_chain: QAChain) -> None:
+    count = fake_chain.retriever.embedder.count_tokens
+
+    def last_message(question: str) -> str:
+        passages = fake_chain.retriever.search(question).passages
+        evidence = gather_evidence(fake_chain.retriever, question, passages)
+        return str(build_messages(question, evidence, (), count, 160)[-1].content)
+
+    asked = last_message("Which country offers the EU opportunities in digital development?")
+    assert "The question asks for a country: name the country itself" in asked
+    assert asked.index("asks for a country") < asked.index("Question: Which country")
+    assert "The question asks for" not in last_message("Who is Wang Lei?")
+
+
 @pytest.mark.parametrize(
     ("published", "expected"),
     [
