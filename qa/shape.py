@@ -1,5 +1,6 @@
 """The answer's shape: one cited sentence for a factoid question, a few cited sentences for a
-question with several parts or an open one, a digest for "what happened this week?". Pure."""
+question with several parts or an open one, a digest for "what happened this week?"; and the
+kind of thing a factoid question asks for by name ("which state"). Pure."""
 
 from __future__ import annotations
 
