@@ -89,7 +89,7 @@ pytest-all: install-dev browser
 
 # The fast loop: the tests that load no language model, drive no browser and start no server
 # (markers set in tests/conftest.py and pyproject.toml), with a tenth of the property-test
-# examples, in under two minutes on 2 cores.
+# examples, in about three and a half minutes on 2 cores.
 unit: install-dev
 	HYPOTHESIS_PROFILE=unit $(VENV)/bin/pytest \
 	  -m "not model and not browser and not server and not slow and not soak"
