@@ -72,7 +72,7 @@ def fixed_messages() -> list[BaseMessage]:
     ]
 
 
-def answer_notes(shape: str, evidence: Evidence, today: str | None, question: str = "") -> str:
+def answer_notes(question: str, shape: str, evidence: Evidence, today: str | None) -> str:
     """What the model is told about this question beside the fixed rules: how long to answer
     (a few sentences for an open question or a digest), what kind of thing a factoid question
     asks for by name ("which state"), and, when the passages carry several dates or the
@@ -109,7 +109,7 @@ def build_messages(
             render_prompt(
                 "answer_user",
                 passages=format_passages(evidence, count_tokens, budget),
-                notes=answer_notes(shape, evidence, today, question),
+                notes=answer_notes(question, shape, evidence, today),
                 question=question,
             )
         )
