@@ -29,7 +29,11 @@ Then, unless `--no-server`, a `chroma run` server holds the corpus of `--server-
 retriever while a third process makes the one-article sync (through `sync_index`, at normal
 priority; `python -m index sync` would lower its own); each reader's p50/p95 (over all and while
 the sync ran), every exception it met (with its message) and whether it moved to the new build;
-the sync's seconds; the server's memory.
+the sync's seconds; then the app's cold start and memory reading the server's index (as above);
+the server's memory. Where the local run of the same size has built its index, the server gets a
+copy of that build (its Chroma folder, the collection renamed as a server build's; see
+`seed_server`) instead of an ingest through the server, which takes hours at a million chunks
+(`--no-server-from-local` builds through the server).
 
 The corpus is bench/search.py's: the real evaluation articles (dated news and undated encyclopedia
 articles taken in turn), chunked by the project, their vectors computed once into `--cache`, and
@@ -77,6 +81,7 @@ from search import (
     WARMUP,
     CachedEmbedder,
     VectorCache,
+    build_key,
     corpus_of,
     ensure_index,
     hash_ids,
@@ -84,14 +89,18 @@ from search import (
     load_real_articles,
     measure,
     percentile,
+    remember_build,
 )
 
+from index.backends import ServerBackend, chroma_settings
 from index.build import chunk_articles, sync_index
 from index.chunking import searchable_text
 from index.embeddings import Embedder, open_embedder
 from index.errors import CiteqaIndexError
 from index.fingerprint import fingerprint_for
 from index.formats import article_json
+from index.layout import IndexLayout, read_pointer
+from index.manifest import load_manifest
 from index.reader import open_store
 from index.sources import load_sources
 from index.types import Article
@@ -132,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return child_reader(args)
     if args.child == "sync":
         return child_sync(args)
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s]  # "": the server part alone
     server_size = args.server_size or max(sizes)
     if min([*sizes, server_size]) < 1 or args.starts < 1 or args.queries < 1:
         print("Error: sizes, --starts and --queries must be at least 1", file=sys.stderr)
@@ -161,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--server-size", type=int, help="chunks on the server (default: the largest size)"
+    )
+    parser.add_argument(
+        "--server-from-local",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="give the server a copy of the local build of the same size, when there is one, "
+        "instead of building through the server (default: yes)",
     )
     parser.add_argument("--queries", type=int, default=300, help="dev questions timed per size")
     parser.add_argument("--answers", type=int, default=100, help="answers per fresh start")
@@ -237,7 +253,9 @@ def benchmark(
         write_payload(args.out, payload)
     if server_size is not None:
         corpus = corpora[server_size]
-        payload["server"] = run_server(args, server_size, corpus, texts, embedder, questions)
+        payload["server"] = run_server(
+            args, server_size, corpus, texts, embedder, questions, answers
+        )
     payload["load_average"]["after"] = startup.load_average()
     payload["targets"] = check_targets(results, payload["server"])
     payload["wall_s"] = round(time.perf_counter() - began, 1)
@@ -590,13 +608,18 @@ def one_day(day: int) -> PassageFilter:
 
 
 def measure_startup(
-    args: argparse.Namespace, index_dir: Path, answers: Sequence[str]
+    args: argparse.Namespace,
+    index_dir: Path,
+    answers: Sequence[str],
+    chroma_url: str | None = None,
 ) -> dict[str, Any]:
-    """bench/startup.py's fresh answering process, `--starts` times, on this index."""
+    """bench/startup.py's fresh answering process, `--starts` times, on this index (its vectors
+    on the Chroma server at `chroma_url`, if given)."""
     env = {
         **os.environ,
         "CITEQA_INDEX_DIR": str(index_dir.resolve()),
         "CITEQA_LLM_BACKEND": "extractive",
+        **({"CITEQA_CHROMA_URL": chroma_url} if chroma_url else {}),
     }
     with tempfile.TemporaryDirectory(prefix="citeqa-scale-") as tmp:
         work = Path(tmp)
@@ -703,21 +726,37 @@ def run_server(
     texts: CachedTexts,
     embedder: Embedder,
     questions: Sequence[str],
+    answers: Sequence[str],
 ) -> dict[str, Any]:
     print(f"\nChroma server, {size} chunks:", flush=True)
     folder = args.cache / f"server-{size}"
     index_dir = folder / "index"
     phases: dict[str, float] = {}
+    corpus_folder = server_corpus_folder(args, size, folder)
     with timed(phases, "corpus"):
-        source, articles, corpus_info = prepare_corpus(folder, corpus, index_dir)
+        source, articles, corpus_info = prepare_corpus(
+            corpus_folder, corpus, corpus_folder / "index"
+        )
+    seeded = None
+    if corpus_folder != folder and not (folder / "chroma").exists():
+        with timed(phases, "server data copied from the local build"):
+            seeded = seed_server(corpus_folder / "index", folder, index_dir)
     began = time.perf_counter()
     with chroma_server(folder / "chroma", folder / "chroma.log") as (url, server):
         phases["server start"] = round(time.perf_counter() - began, 2)
+        if seeded is not None:
+            layout = IndexLayout(index_dir, Settings(index_dir=index_dir).collection)
+            ServerBackend(layout, url).publish(seeded["build"])
+            key = build_key(Settings(index_dir=index_dir, chroma_url=url), articles)
+            remember_build(index_dir, key, seeded)
         with timed(phases, "build"):
             built = build_index(index_dir, articles, texts, embedder, chroma_url=url)
         state = index_state(index_dir, url)
-        reused = " (reused; built earlier)" if built["reused"] else ""
-        print(f"  index of {built['chunks']} chunks, {built['build_s']:.0f} s{reused}", flush=True)
+        if built.get("copied_from_local_build"):
+            print(f"  index of {built['chunks']} chunks, copied from the local build", flush=True)
+        else:
+            reused = " (reused; built earlier)" if built["reused"] else ""
+            print(f"  index of {built['chunks']} chunks, {built['build_s']:.0f} s{reused}")
         with timed(phases, "readers beside the sync"):
             traffic = readers_beside_sync(
                 args,
@@ -728,6 +767,8 @@ def run_server(
                 texts.vectors.directory,
                 questions,
             )
+        with timed(phases, "cold start and memory of the app"):
+            app = measure_startup(args, index_dir, answers, chroma_url=url)
         server_memory = startup.memory(server.pid)
     errors = sum(r["errors"] for r in traffic["readers"]) + (1 if "error" in traffic["sync"] else 0)
     return {
@@ -739,8 +780,67 @@ def run_server(
         **traffic,
         "errors": errors,
         "server_memory_mb": server_memory,
+        "app_startup": app,
         "phases_s": phases,
     }
+
+
+def server_corpus_folder(args: argparse.Namespace, size: int, folder: Path) -> Path:
+    """Where the server run's corpus file is: the local run's of this size when the server's
+    index is (or is to be) copied from the local build, whose articles' origins name that file;
+    else the server run's own `folder`."""
+    marker = folder / "corpus-folder"
+    if marker.exists():
+        return Path(marker.read_text(encoding="utf-8").strip())
+    local: Path = args.cache / f"scale-{size}"
+    if args.server_from_local and not (folder / "chroma").exists() and (local / "index").is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        marker.write_text(str(local), encoding="utf-8")
+        return local
+    return folder
+
+
+def seed_server(local_index: Path, folder: Path, index_dir: Path) -> dict[str, Any] | None:
+    """Make the server's data (`folder`/chroma, not there yet) from the local index's complete
+    build of the same corpus, to spare the ingest through the server (hours at a million chunks
+    on 2 cores): its Chroma folder copied, the collection renamed as a server build's, and its
+    record, keyword index and texts file copied into `index_dir`. Its texts stay in that file
+    (a build written through a server keeps them as documents): the readers and the writer here
+    share this disk, as readers on other machines would not. None when there is nothing to copy."""
+    collection = Settings(index_dir=index_dir).collection
+    local = IndexLayout(local_index, collection)
+    built_here = (local_index / "bench.json").exists()  # and from the corpus as it is now
+    live = read_pointer(local) if built_here else None
+    if (folder / "chroma").exists() or live is None:
+        return None
+    manifest = load_manifest(local.manifest_path(live))
+    base = manifest.layers[0].build_id if manifest.layers else live  # a complete build
+    record = load_manifest(local.manifest_path(base))
+    print(f"  copying the local build {base} to the server's data ...", flush=True)
+    shutil.copytree(local.chroma_dir(base), folder / "chroma")
+    rename_collection(folder / "chroma", collection, f"{collection}__{base}")
+    target = IndexLayout(index_dir, collection)
+    target.build_dir(base).mkdir(parents=True)
+    shutil.copy2(local.manifest_path(base), target.manifest_path(base))
+    shutil.copy2(local.texts_path(base), target.texts_path(base))
+    shutil.copytree(local.keyword_dir(base), target.keyword_dir(base))
+    return {
+        "build": base,
+        "articles": len(record.articles),
+        "chunks": record.chunks,
+        "build_s": None,
+        "copied_from_local_build": True,
+    }
+
+
+def rename_collection(directory: Path, name: str, new_name: str) -> None:
+    import chromadb  # the one place the bench touches Chroma's own API: a server's naming
+
+    client = chromadb.PersistentClient(path=str(directory), settings=chroma_settings())
+    try:
+        client.get_collection(name, embedding_function=None).modify(name=new_name)
+    finally:
+        client.close()  # type: ignore[attr-defined]
 
 
 def chroma_command() -> str:
@@ -1126,6 +1226,16 @@ def print_tables(payload: dict[str, Any]) -> None:
                 f"| writer (one-article sync {sync['seconds']:.2f} s, {sync['chunks_embedded']} "
                 f"embedded / {sync['chunks_copied']} reused) | | | | | 0 |"
             )
+        app = server.get("app_startup")
+        if app:
+            ready = app["answer_ready_s"]["median"]
+            print(
+                f"  the app on the server's index: answer-ready {ready:.2f} s (median of "
+                f"{app['starts']}), RSS at answer-ready / after the answers / peak "
+                f"{mb(app['rss_ready_mb'])} / {mb(app['rss_after_mb'])} / "
+                f"{mb(app['peak_after_mb'], 'max')} MB; the server's "
+                f"{server_rss(server)} MB"
+            )
         for number, reader in enumerate(server["readers"], start=1):
             for message, count in reader.get("error_messages", {}).items():
                 print(f"  reader {number}, {count}x: {message.splitlines()[0][:200]}")
@@ -1146,6 +1256,11 @@ def print_tables(payload: dict[str, Any]) -> None:
 
 def mb(row: dict[str, float] | None, key: str = "median") -> str:
     return "-" if row is None else f"{row[key]:.0f}"
+
+
+def server_rss(server: dict[str, Any]) -> str:
+    rss = (server.get("server_memory_mb") or {}).get("rss_mb")
+    return "-" if rss is None else f"{rss:.0f}"
 
 
 def ms(value: float | None) -> str:

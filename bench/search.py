@@ -213,14 +213,10 @@ def ensure_index(
     if chroma_url is not None:
         settings = Settings(index_dir=index_dir, chroma_url=chroma_url)
     record = index_dir / "bench.json"
-    wanted = [
-        settings_key(settings),
-        json.dumps(hnsw_configuration(), sort_keys=True),
-        *sorted(a.id for a in articles),
-    ]
+    key = build_key(settings, articles)
     if record.exists():
         kept = json.loads(record.read_text(encoding="utf-8"))
-        if kept.get("build_key") == hash_ids(wanted):
+        if kept.get("build_key") == key:
             return dict(kept["built"])
     started = time.perf_counter()
     documents = chunk_embedder or CachedEmbedder(embedder, vectors)
@@ -231,8 +227,24 @@ def ensure_index(
         "chunks": report.chunks_total,
         "build_s": time.perf_counter() - started,
     }
-    record.write_text(json.dumps({"build_key": hash_ids(wanted), "built": built}), encoding="utf-8")
+    remember_build(index_dir, key, built)
     return built
+
+
+def build_key(settings: Settings, articles: Sequence[Article]) -> str:
+    """What an index built by `ensure_index` is made of: settings, HNSW parameters, article ids."""
+    wanted = [
+        settings_key(settings),
+        json.dumps(hnsw_configuration(), sort_keys=True),
+        *sorted(a.id for a in articles),
+    ]
+    return hash_ids(wanted)
+
+
+def remember_build(index_dir: Path, key: str, built: dict[str, Any]) -> None:
+    """Note beside the index what it was built from, for `ensure_index` to reuse it."""
+    record = index_dir / "bench.json"
+    record.write_text(json.dumps({"build_key": key, "built": built}), encoding="utf-8")
 
 
 def hash_ids(ids: Sequence[str]) -> str:

@@ -50,12 +50,6 @@ class Backend(Protocol):
     description: str
 
     @property
-    def layers_supported(self) -> bool:
-        """Whether a sync's build may read unchanged chunks from earlier builds (`index.layering`)
-        rather than hold them all."""
-        ...
-
-    @property
     def derived_files_required(self) -> bool:
         """Whether a build's record and keyword index must be on this disk (missing means
         damaged), rather than a copy that can be rebuilt from the build's chunks."""
@@ -133,7 +127,6 @@ class LocalBackend:
     """Each build in its own Chroma directory; the pointer file names the live one."""
 
     derived_files_required = True
-    layers_supported = True
 
     def __init__(self, layout: IndexLayout) -> None:
         self.layout = layout
@@ -213,13 +206,11 @@ class ServerBackend:
     """Builds as collections on a Chroma server; a catalog collection names the live one.
 
     The keyword index and manifests stay on the local disk under the layout's build folders;
-    another machine rebuilds them from the server's chunks the first time it opens a build.
+    another machine rebuilds them from the server's chunks the first time it opens a build (and
+    a sync's build's layers from its collection's metadata).
     """
 
     derived_files_required = False
-    # A reader on another machine rebuilds a build's record from its chunks, which cannot say
-    # what it reads from earlier builds: every build holds all its chunks.
-    layers_supported = False
 
     def __init__(self, layout: IndexLayout, url: str) -> None:
         self.layout = layout

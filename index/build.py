@@ -275,7 +275,8 @@ def write_build(
     """Write and check a new build: every article (no `reuse`), the changed ones and the
     unchanged ones `reuse` holds, copied (no `layering`), or the changed ones and those
     `layering` copies, reading the rest from its layers. Its record, and what was written."""
-    writer = BuildWriter(backend, build_id, fingerprint)
+    layers = layering.layers if layering is not None else ()
+    writer = BuildWriter(backend, build_id, fingerprint, layers)
     try:
         entries: dict[str, ArticleEntry] = {}
         to_embed = [*plan.added, *(a for _, a in plan.updated)]
@@ -298,7 +299,6 @@ def write_build(
         # The checks a reader makes, before anyone can read it.
         writer.verify([c.id for c in own])
         load_keyword_index(keyword_dir, len(own))
-        layers = layering.layers if layering is not None else ()
         manifest = Manifest(
             build_id,
             writer.built_at,
@@ -320,10 +320,9 @@ def write_build(
 def _layering(
     backend: Backend, reuse: Manifest | None, plan: ChangePlan, articles: Sequence[Article]
 ) -> LayerPlan | None:
-    """The layers a sync's build reads, or None to write every chunk into it: for a rebuild, a
-    server (whose readers on other machines rebuild a build's record from its chunks alone), or
+    """The layers a sync's build reads, or None to write every chunk into it: for a rebuild, or
     a live build whose chunks lack their publication days."""
-    if reuse is None or not backend.layers_supported or not reuse.days_indexed:
+    if reuse is None or not reuse.days_indexed:
         return None
     layering = plan_layers(reuse, plan, {a.id: a.origin for a in articles})
     if layering is not None:

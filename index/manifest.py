@@ -156,11 +156,36 @@ def manifest_to_json(manifest: Manifest) -> str:
         },
     }
     if manifest.layers:
-        record["layers"] = [
-            {"build": layer.build_id, "chunks": layer.chunks, "hidden": sorted(layer.hidden)}
-            for layer in manifest.layers
-        ]
+        record["layers"] = _layer_records(manifest.layers)
     return json.dumps(record, ensure_ascii=False)
+
+
+def layers_to_json(layers: tuple[Layer, ...]) -> str:
+    """`layers` as JSON, as a build record writes them (a server build keeps them in its
+    collection's metadata: a reader on another machine has nothing else to learn them from)."""
+    return json.dumps(_layer_records(layers))
+
+
+def layers_from_json(text: str) -> tuple[Layer, ...]:
+    """The layers in `text`; ValueError (or KeyError, TypeError) when they are not layers."""
+    layers = _layers(json.loads(text))
+    if not all(is_build_id(layer.build_id) for layer in layers):
+        raise ValueError("a layer names no build")
+    return layers
+
+
+def _layer_records(layers: tuple[Layer, ...]) -> list[dict[str, Any]]:
+    return [
+        {"build": layer.build_id, "chunks": layer.chunks, "hidden": sorted(layer.hidden)}
+        for layer in layers
+    ]
+
+
+def _layers(records: Any) -> tuple[Layer, ...]:
+    return tuple(
+        Layer(str(layer["build"]), int(layer["chunks"]), frozenset(map(str, layer["hidden"])))
+        for layer in records
+    )
 
 
 def _entry_record(entry: ArticleEntry) -> dict[str, Any]:
@@ -197,10 +222,7 @@ def manifest_from_json(text: str) -> Manifest:
             )
             for article_id, entry in raw["articles"].items()
         },
-        layers=tuple(
-            Layer(str(layer["build"]), int(layer["chunks"]), frozenset(map(str, layer["hidden"])))
-            for layer in raw.get("layers", ())
-        ),
+        layers=_layers(raw.get("layers", ())),
     )
     builds = set(manifest.builds_read())
     distinct = len(builds) == len(manifest.layers) + 1

@@ -33,13 +33,21 @@ from index.keyword import (
     save_keyword_index,
 )
 from index.layout import REBUILD_HINT, IndexLayout, damaged
-from index.manifest import ArticleEntry, IndexFingerprint, Manifest, load_manifest, save_manifest
+from index.manifest import (
+    ArticleEntry,
+    IndexFingerprint,
+    Manifest,
+    layers_from_json,
+    load_manifest,
+    save_manifest,
+)
 from index.records import (
     ARTICLE_HASH,
     ARTICLE_ORIGIN,
     BUILT_AT,
     DAYS_INDEXED,
     LATEST_DAY,
+    LAYERS,
     TEXTS_APART,
     chunk_from_record,
     text_or_none,
@@ -539,14 +547,63 @@ def check_collection(
         raise damaged(f"Build {build_id} holds {count} chunks but its record lists {expected}")
 
 
-def open_manifest(backend: Backend, build_id: str, collection: ChromaCollection) -> Manifest:
-    """The build's record; on a server, rebuilt from the chunks' metadata if not on this disk."""
+def open_manifest(
+    backend: Backend,
+    build_id: str,
+    collection: ChromaCollection,
+    later: frozenset[str] = frozenset(),
+) -> Manifest:
+    """The build's record; on a server, rebuilt from the chunks' metadata if not on this disk
+    (`later`: the builds that read this one, whose records are being rebuilt)."""
     path = backend.layout.manifest_path(build_id)
     if backend.derived_files_required or path.exists():
         return load_manifest(path)
-    fingerprint = IndexFingerprint.from_metadata(dict(collection.metadata or {}))
+    manifest = rebuild_manifest(backend, build_id, collection, later)
+    save_cache(lambda: save_manifest(manifest, path))
+    return manifest
+
+
+def rebuild_manifest(
+    backend: Backend, build_id: str, collection: ChromaCollection, later: frozenset[str]
+) -> Manifest:
+    """A server build's record from its own chunks' metadata and, for a sync's build, the
+    articles its layers hold that it does not hide (their records rebuilt the same way)."""
+    metadata = dict(collection.metadata or {})
+    fingerprint = IndexFingerprint.from_metadata(metadata)
     if fingerprint is None:
         raise damaged(f"Collection {collection.name!r} has no build record")
+    try:
+        layers = layers_from_json(str(metadata[LAYERS])) if LAYERS in metadata else ()
+    except (ValueError, KeyError, TypeError) as e:
+        raise damaged(f"Collection {collection.name!r} has a damaged list of layers") from e
+    reading = later | {build_id}
+    if len({layer.build_id for layer in layers} - reading) != len(layers):
+        raise damaged(f"Collection {collection.name!r} has a damaged list of layers (a cycle)")
+    articles: dict[str, ArticleEntry] = {}
+    for layer in layers:
+        client, layer_collection = backend.open_collection(layer.build_id)
+        try:
+            earlier = open_manifest(backend, layer.build_id, layer_collection, reading)
+        finally:
+            backend.release(client)
+        for article_id, entry in earlier.articles.items():
+            held = earlier.holder(entry) == layer.build_id
+            if held and layer.hidden.isdisjoint(entry.chunk_ids):
+                articles[article_id] = replace(entry, layer=layer.build_id)
+    articles.update(own_articles(collection))
+    return Manifest(
+        build_id=build_id,
+        built_at=str(metadata.get(BUILT_AT, "")),
+        fingerprint=fingerprint,
+        articles=articles,
+        layers=layers,
+        days_indexed=bool(metadata.get(DAYS_INDEXED, False)),
+        texts_apart=bool(metadata.get(TEXTS_APART, False)),
+    )
+
+
+def own_articles(collection: ChromaCollection) -> dict[str, ArticleEntry]:
+    """The articles whose chunks `collection` holds, by id, from the chunks' metadata."""
     articles: dict[str, dict[str, Any]] = {}
     for chunk_id, meta in iterate_metadata(collection):
         entry = articles.setdefault(
@@ -559,17 +616,10 @@ def open_manifest(backend: Backend, build_id: str, collection: ChromaCollection)
             },
         )
         entry["chunks"].append(chunk_id)
-    manifest = Manifest(
-        build_id=build_id,
-        built_at=str((collection.metadata or {}).get(BUILT_AT, "")),
-        fingerprint=fingerprint,
-        articles={
-            article_id: ArticleEntry(e["hash"], e["origin"], e["source"], tuple(e["chunks"]))
-            for article_id, e in articles.items()
-        },
-    )
-    save_cache(lambda: save_manifest(manifest, path))
-    return manifest
+    return {
+        article_id: ArticleEntry(e["hash"], e["origin"], e["source"], tuple(e["chunks"]))
+        for article_id, e in articles.items()
+    }
 
 
 def open_keyword_layer(

@@ -24,6 +24,8 @@ BUILT_AT = "citeqa:built_at"
 DAYS_INDEXED = "citeqa:days_indexed"
 LATEST_DAY = "citeqa:latest_day"  # the newest publication day in the build (YYYYMMDD; 0: none)
 TEXTS_APART = "citeqa:texts_apart"  # the chunk texts are in the build's own file (index.texts)
+# A server build's layers (`index.manifest.layers_to_json`), for a reader on another machine.
+LAYERS = "citeqa:layers"
 
 
 def record_metadata(chunk: Chunk, content_hash: str, origin: str) -> dict[str, str | int]:

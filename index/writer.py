@@ -13,8 +13,8 @@ from index.backends import ef_search_for
 from index.collection import PAGE, query_collection
 from index.errors import CiteqaIndexError, IndexWriteError
 from index.layout import damaged
-from index.manifest import IndexFingerprint
-from index.records import BUILT_AT, DAYS_INDEXED, LATEST_DAY, PUBLISHED_DAY, TEXTS_APART
+from index.manifest import IndexFingerprint, Layer, layers_to_json
+from index.records import BUILT_AT, DAYS_INDEXED, LATEST_DAY, LAYERS, PUBLISHED_DAY, TEXTS_APART
 from index.stored import StoredChunk
 from index.texts import TextReader, TextWriter
 from index.vectors import VectorReader, VectorWriter
@@ -26,7 +26,13 @@ if TYPE_CHECKING:
 class BuildWriter:
     """A new build's collection, written page by page; nobody reads it until it is published."""
 
-    def __init__(self, backend: Backend, build_id: str, fingerprint: IndexFingerprint) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        build_id: str,
+        fingerprint: IndexFingerprint,
+        layers: tuple[Layer, ...] = (),
+    ) -> None:
         self.backend = backend
         self.build_id = build_id
         self.fingerprint = fingerprint
@@ -40,6 +46,10 @@ class BuildWriter:
             DAYS_INDEXED: True,
             TEXTS_APART: texts_apart,
         }
+        if layers and not backend.derived_files_required:
+            # A server build's record is not on another machine's disk: it is rebuilt from the
+            # chunks, and what the build reads from its layers from this.
+            metadata[LAYERS] = layers_to_json(layers)
         with self._write_errors():
             self._client, self._collection = backend.create_collection(build_id, metadata)
             self._texts = TextWriter(backend.layout.texts_path(build_id)) if texts_apart else None
