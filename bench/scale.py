@@ -738,7 +738,7 @@ def run_server(
             corpus_folder, corpus, corpus_folder / "index"
         )
     seeded = None
-    if corpus_folder != folder and not (folder / "chroma").exists():
+    if corpus_folder != folder:
         with timed(phases, "server data copied from the local build"):
             seeded = seed_server(corpus_folder / "index", folder, index_dir)
     began = time.perf_counter()
@@ -756,7 +756,9 @@ def run_server(
             print(f"  index of {built['chunks']} chunks, copied from the local build", flush=True)
         else:
             reused = " (reused; built earlier)" if built["reused"] else ""
-            print(f"  index of {built['chunks']} chunks, {built['build_s']:.0f} s{reused}")
+            print(
+                f"  index of {built['chunks']} chunks, {built['build_s']:.0f} s{reused}", flush=True
+            )
         with timed(phases, "readers beside the sync"):
             traffic = readers_beside_sync(
                 args,
@@ -813,9 +815,10 @@ def seed_server(local_index: Path, folder: Path, index_dir: Path) -> dict[str, A
     live = read_pointer(local) if built_here else None
     if (folder / "chroma").exists() or live is None:
         return None
-    manifest = load_manifest(local.manifest_path(live))
-    base = manifest.layers[0].build_id if manifest.layers else live  # a complete build
-    record = load_manifest(local.manifest_path(base))
+    record = load_manifest(local.manifest_path(live))
+    if record.layers:  # the base it reads is a complete build
+        record = load_manifest(local.manifest_path(record.layers[0].build_id))
+    base = record.build_id
     print(f"  copying the local build {base} to the server's data ...", flush=True)
     shutil.copytree(local.chroma_dir(base), folder / "chroma")
     rename_collection(folder / "chroma", collection, f"{collection}__{base}")
@@ -1234,7 +1237,7 @@ def print_tables(payload: dict[str, Any]) -> None:
                 f"{app['starts']}), RSS at answer-ready / after the answers / peak "
                 f"{mb(app['rss_ready_mb'])} / {mb(app['rss_after_mb'])} / "
                 f"{mb(app['peak_after_mb'], 'max')} MB; the server's "
-                f"{server_rss(server)} MB"
+                f"{mb(server.get('server_memory_mb'), 'rss_mb')} MB"
             )
         for number, reader in enumerate(server["readers"], start=1):
             for message, count in reader.get("error_messages", {}).items():
@@ -1254,13 +1257,9 @@ def print_tables(payload: dict[str, Any]) -> None:
     print(f"  total: {payload['wall_s']:.0f}")
 
 
-def mb(row: dict[str, float] | None, key: str = "median") -> str:
-    return "-" if row is None else f"{row[key]:.0f}"
-
-
-def server_rss(server: dict[str, Any]) -> str:
-    rss = (server.get("server_memory_mb") or {}).get("rss_mb")
-    return "-" if rss is None else f"{rss:.0f}"
+def mb(row: dict[str, float | None] | None, key: str = "median") -> str:
+    value = None if row is None else row.get(key)
+    return "-" if value is None else f"{value:.0f}"
 
 
 def ms(value: float | None) -> str:

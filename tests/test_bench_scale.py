@@ -17,7 +17,7 @@ from index.config import IndexSettings
 from index.embeddings import Embedder
 from index.layout import IndexLayout
 from index.reader import open_store
-from tests.index.conftest import write_article
+from tests.index.conftest import write_article, write_reports
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,10 +38,7 @@ def test_the_server_gets_a_copy_of_the_local_build_and_syncs_over_it(
 ) -> None:
     corpus = tmp_path / "scale-6"
     corpus.mkdir()
-    for number in range(6):
-        write_article(
-            corpus, f"a{number}.txt", f"Report {number}", f"Report {number} tells of the {number}."
-        )
+    write_reports(corpus, range(6))
     write_article(corpus, "harbour.txt", "Lindholm harbour reopens", "Ferries run again.")
     local = IndexSettings(index_dir=corpus / "index")
     built = sync_index(local, embedder, corpus)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from index.config import IndexSettings
 from index.embeddings import Embedder
 from index.layout import IndexLayout, read_pointer
 from index.manifest import load_manifest
+from tests.support.factories import article_text
 from tests.support.servers import free_port, stop_process
 
 CHROMA = Path(sys.executable).parent / "chroma"
@@ -62,6 +64,14 @@ def write_article(folder: Path, name: str, title: str, text: str) -> Path:
     path = folder / name
     path.write_text(f"{title}\n\n{text}\n", encoding="utf-8")
     return path
+
+
+def write_reports(corpus: Path, numbers: range, version: int = 0) -> None:
+    """Generated articles `a<number>.txt`, "Report <number>", five sentences each (`version`:
+    another text for the same file)."""
+    for number in numbers:
+        rng = random.Random(number * 100 + version)
+        write_article(corpus, f"a{number:03d}.txt", f"Report {number}", article_text(rng, 5))
 
 
 def write_records(path: Path, records: list[dict[str, str]]) -> Path:

@@ -30,7 +30,13 @@ from index.manifest import (
 from index.plan import IndexReport, plan_changes
 from index.reader import Store, open_store
 from index.types import Article, Chunk
-from tests.index.conftest import CountingEmbedder, builds_in_use, layout_of, write_article
+from tests.index.conftest import (
+    CountingEmbedder,
+    builds_in_use,
+    layout_of,
+    write_article,
+    write_reports,
+)
 from tests.support.factories import article_text
 
 FINGERPRINT = IndexFingerprint("m", 3, 128, 16, "v1")
@@ -171,19 +177,13 @@ def test_one_layer_scores_exactly_as_bm25s() -> None:
     assert checked
 
 
-def write_corpus(corpus: Path, numbers: range, version: int = 0) -> None:
-    for number in numbers:
-        rng = random.Random(number * 100 + version)
-        write_article(corpus, f"a{number:03d}.txt", f"Report {number}", article_text(rng, 5))
-
-
 def synced_corpus(
     tmp_path: Path, embedder: Embedder, articles: int
 ) -> tuple[Path, IndexSettings, IndexReport]:
     """A folder of `articles` generated articles, synced into a fresh index: its report."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    write_corpus(corpus, range(articles))
+    write_reports(corpus, range(articles))
     settings = IndexSettings(index_dir=tmp_path / "idx")
     return corpus, settings, sync_index(settings, embedder, corpus)
 
@@ -204,7 +204,7 @@ def test_syncs_write_only_the_change_and_search_as_a_rebuild_would(
 ) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    write_corpus(corpus, range(12))
+    write_reports(corpus, range(12))
     write_article(corpus, "harbour.txt", "Lindholm harbour reopens", "The harbour reopened.")
     settings = IndexSettings(index_dir=tmp_path / "idx")
     layout = layout_of(settings)
@@ -215,9 +215,9 @@ def test_syncs_write_only_the_change_and_search_as_a_rebuild_would(
     try:
         for step in range(MAX_LAYERS + 2):
             counting.embedded.clear()
-            write_corpus(corpus, range(12 + step, 13 + step))  # one new article each time
+            write_reports(corpus, range(12 + step, 13 + step))  # one new article each time
             if step == 3:
-                write_corpus(corpus, range(2, 3), version=1)  # and one edited
+                write_reports(corpus, range(2, 3), version=1)  # and one edited
             if step == 5:
                 (corpus / "a004.txt").unlink()  # and one removed
             report = sync_index(settings, counting, corpus)
@@ -249,7 +249,7 @@ def test_a_build_whose_chunks_lack_days_is_written_anew(tmp_path: Path, embedder
     corpus, settings, first = synced_corpus(tmp_path, embedder, 4)
     path = layout_of(settings).manifest_path(first.build_id)
     save_manifest(replace(load_manifest(path), days_indexed=False), path)  # as older builds
-    write_corpus(corpus, range(4, 5))
+    write_reports(corpus, range(4, 5))
 
     report = sync_index(settings, embedder, corpus)
 
@@ -261,7 +261,7 @@ def test_texts_live_beside_the_vectors_and_a_damaged_layer_is_found_at_open(
     tmp_path: Path, embedder: Embedder
 ) -> None:
     corpus, settings, first = synced_corpus(tmp_path, embedder, 4)
-    write_corpus(corpus, range(4, 5))
+    write_reports(corpus, range(4, 5))
     second = sync_index(settings, embedder, corpus)
     layout = layout_of(settings)
     backend = LocalBackend(layout)
@@ -322,7 +322,7 @@ def test_a_sync_that_only_removes_writes_a_build_of_no_chunks_that_hides_them(
         assert not gone & {h.chunk.id for h in dense}
     finally:
         store.close()
-    write_corpus(corpus, range(6, 7))
+    write_reports(corpus, range(6, 7))
     assert sync_index(settings, embedder, corpus).layers == 1  # the empty build is not read
 
 

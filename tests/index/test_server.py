@@ -5,7 +5,6 @@ and telemetry off."""
 from __future__ import annotations
 
 import json
-import random
 import uuid
 from pathlib import Path
 
@@ -20,8 +19,7 @@ from index.layout import IndexLayout
 from index.manifest import Manifest, load_manifest
 from index.reader import Store, open_store
 from index.records import LAYERS
-from tests.index.conftest import layout_of, write_article
-from tests.support.factories import article_text
+from tests.index.conftest import layout_of, write_article, write_reports
 from tests.support.servers import free_port
 
 
@@ -74,9 +72,7 @@ def test_a_second_machine_reads_a_syncs_layered_build_from_the_server_alone(
 ) -> None:
     collection = f"t{uuid.uuid4().hex[:12]}"
     writer = server_settings(tmp_path / "machine-a", chroma_server, collection)
-    for number in range(6):  # unchanged articles, so that the first build stays the base
-        rng = random.Random(number)
-        write_article(small_corpus, f"a{number}.txt", f"Report {number}", article_text(rng, 5))
+    write_reports(small_corpus, range(6))  # unchanged articles: the first build stays the base
     first = sync_index(writer, embedder, small_corpus)
     write_article(
         small_corpus,
@@ -144,11 +140,9 @@ def test_a_damaged_list_of_layers_is_found_by_a_machine_that_rebuilds_the_record
 ) -> None:
     collection = f"t{uuid.uuid4().hex[:12]}"
     writer = server_settings(tmp_path / "machine-a", chroma_server, collection)
-    for number in range(6):
-        rng = random.Random(number)
-        write_article(small_corpus, f"a{number}.txt", f"Report {number}", article_text(rng, 5))
+    write_reports(small_corpus, range(6))
     sync_index(writer, embedder, small_corpus)
-    write_article(small_corpus, "a0.txt", "Report 0, corrected", "A correction was published.")
+    write_reports(small_corpus, range(1), version=1)  # one edited
     layered = sync_index(writer, embedder, small_corpus)
     assert layered.layers == 1
     stored = connect(chroma_server).get_collection(f"{collection}__{layered.build_id}")
