@@ -26,7 +26,9 @@ so interpreter start and imports count. The child notes the time of each step:
 
 Memory is the child's resident set (VmRSS) and its peak (VmHWM) from `/proc/self/status`, at
 answer-ready, with the UI built, and after the answers; 1 MB = 10^6 bytes. The language model is
-loaded once in one more fresh process (`CITEQA_LLM_BACKEND=local`), unless `--no-llm`.
+loaded in two more fresh processes (`CITEQA_LLM_BACKEND=local`), unless `--no-llm`, each to the
+end of its start-up check (two tokens after the prompt's fixed start), over a model cache with no
+kept prompt state: the first reads the fixed start and keeps its state, the second reads that.
 
 Timings depend on the machine and on what else runs on it: the load average before and after is
 recorded. After the first run the files are in the operating system's cache, so run 1 is the
@@ -222,15 +224,20 @@ def child_llm(result_path: Path, spawned_at: float) -> int:
     steps = Steps()
     with steps.step("imports"):
         import qa
-        from qa.llm import open_llm
+        from qa.llm import check_generation, open_llm
         from qa.models import resolve_model_path
+        from qa.prompt import fixed_messages
     settings = qa.Settings.from_env()
     before = memory()
     with steps.step("model file ready"):  # assembled and verified once, then a stat
         path = resolve_model_path(settings.llm_model, settings.model_cache_dir)
     with steps.step("model load"):  # in the worker process open_llm starts
         llm = open_llm(settings)
-    worker = getattr(getattr(llm, "supervisor", None), "pid", None)
+    with steps.step("start-up check"):  # the prompt's fixed start: read, or its state restored
+        if llm is not None:
+            check_generation(llm, fixed_messages())
+    supervisor = getattr(llm, "supervisor", None)
+    worker = getattr(supervisor, "pid", None)
     result = {
         "spawned_at": spawned_at,
         "started_at": started,
@@ -239,12 +246,28 @@ def child_llm(result_path: Path, spawned_at: float) -> int:
         "model_file": path.name,
         "model_file_mb": path.stat().st_size / 1e6,
         "loaded": llm is not None,
+        "prompt_state": getattr(supervisor, "prefix", None),
         "steps": steps.seconds,
         "memory": {"before": before, "after": memory()},
         "worker_rss_mb": worker_rss_mb(worker),
     }
     result_path.write_text(json.dumps(result), encoding="utf-8")
     return 0
+
+
+def stateless_model_cache(work: Path, env: dict[str, str]) -> Path:
+    """A model cache with no kept prompt state: the assembled default model (and its stamp)
+    linked from the real cache, so nothing is assembled again or deleted there."""
+    from index.config import default_cache_dir
+    from qa.models import QWEN_FILE
+
+    real = Path(env.get("CITEQA_MODEL_CACHE_DIR") or default_cache_dir()).expanduser()
+    cache = work / "model-cache"
+    cache.mkdir(exist_ok=True)
+    for name in (QWEN_FILE, str(Path(QWEN_FILE).with_suffix(".verified"))):
+        if (real / name).exists() and not (cache / name).exists():
+            (cache / name).symlink_to(real / name)
+    return cache
 
 
 def worker_rss_mb(pid: int | None) -> float | None:
@@ -462,13 +485,17 @@ def benchmark(args: argparse.Namespace, work: Path) -> int:
     for number in range(1, args.runs + 1):
         print(f"start {number}/{args.runs} ...", flush=True)
         runs.append(run_child("answer", answer_env, work, number, args.timeout, extra))
-    llm: dict[str, Any] | None = None
+    llms: list[dict[str, Any]] = []
     if not args.no_llm:
         print("loading the language model ...", flush=True)
-        llm_env = {**env, "CITEQA_LLM_BACKEND": "local"}
+        llm_env = {
+            **env,
+            "CITEQA_LLM_BACKEND": "local",
+            "CITEQA_MODEL_CACHE_DIR": str(stateless_model_cache(work, env)),
+        }
         if args.model:
             llm_env["CITEQA_LLM_MODEL"] = args.model
-        llm = run_child("llm", llm_env, work, 1, args.timeout)
+        llms = [run_child("llm", llm_env, work, number, args.timeout) for number in (1, 2)]
     load_after = load_average()
     if args.profile is not None:
         print(f"profiling one more start into {args.profile} ...", flush=True)
@@ -494,7 +521,8 @@ def benchmark(args: argparse.Namespace, work: Path) -> int:
         "seconds": times,
         "memory_mb": memory_summary,
         "answers_covered": [run["answers"]["covered"] for run in runs],
-        "llm": llm_summary(llm),
+        "llm": llm_summary(llms[0]) if llms else None,
+        "llm_with_kept_state": llm_summary(llms[1]) if llms else None,
         "targets": {
             "answer_ready_median_s": ready,
             "answer_ready_target_s": TARGET_READY_S,
@@ -515,13 +543,20 @@ def benchmark(args: argparse.Namespace, work: Path) -> int:
     print(f"load average before {load_before}, after {load_after} (shared CPU: timings are noisy)")
     print_table("start-up step (extractive, no LLM)", "s", times)
     print_table("memory (extractive, no LLM)", "MB", memory_summary)
-    if result["llm"] is not None:
-        print(f"\nlanguage model ({result['llm']['model']}), one load:")
-        for name, seconds in result["llm"]["seconds"].items():
-            print(f"  {name:36} {seconds:>9.2f} s")
-        added = result["llm"]["rss_added_mb"]
-        if added is not None:
-            print(f"  {'RSS added by the model':36} {added:>9.0f} MB")
+    for key in ("llm", "llm_with_kept_state"):
+        if result[key] is not None:
+            summary = result[key]
+            print(
+                f"\nlanguage model ({summary['model']}), one load; its prompt state "
+                f"{summary['prompt_state'] or 'not kept'}:"
+            )
+            for name, seconds in summary["seconds"].items():
+                print(f"  {name:46} {seconds:>9.2f} s")
+            added = summary["rss_added_mb"]
+            if added is not None:
+                print(f"  {'RSS added by the model':46} {added:>9.0f} MB")
+            if summary["worker_rss_mb"] is not None:
+                print(f"  {'RSS of the model worker':46} {summary['worker_rss_mb']:>9.0f} MB")
     print(
         f"\ntargets: answer-ready median {ready:.2f} s (<= {TARGET_READY_S:g} s: "
         f"{'met' if ready <= TARGET_READY_S else 'NOT met'}); "
@@ -550,8 +585,9 @@ def llm_summary(llm: dict[str, Any] | None) -> dict[str, Any] | None:
         "seconds": {
             "interpreter start": llm["started_at"] - llm["spawned_at"],
             **llm["steps"],
-            "= loaded (wall, from process start)": llm["loaded_at"] - llm["spawned_at"],
+            "= ready to answer (wall, from process start)": llm["loaded_at"] - llm["spawned_at"],
         },
+        "prompt_state": llm.get("prompt_state"),
         "rss_added_mb": None if before is None or after is None else after - before,
         "worker_rss_mb": llm.get("worker_rss_mb"),
         "memory": llm["memory"],

@@ -58,7 +58,8 @@ class IndexSettings(BaseSettings):
     model_cache_dir: Path = Field(
         default_factory=default_cache_dir,
         description="Where models are prepared once: the default LLM assembled and verified, "
-        "the embedding model converted for OpenVINO.",
+        "the embedding model converted for OpenVINO, the LLM's state after the fixed start of "
+        "every prompt.",
     )
     chunk_tokens: int = Field(
         128, ge=32, le=254, description="Largest chunk, in the embedding model's word pieces."

@@ -122,11 +122,18 @@ def check_model(settings: Settings) -> Check:
     finally:
         llm.close()
     seconds = time.perf_counter() - started
+    kept = {
+        "read": "the prompt's fixed start read from its kept state",
+        "written": "the prompt's fixed start kept for the next start",
+    }.get(
+        llm.supervisor.prefix or "",
+        "the prompt's fixed start not kept (its folder is not writable)",
+    )
     return Check(
         "language model",
         True,
         f"{llm.model_path}: loaded in {info.load_s:.1f} s, first tokens written in a worker "
-        f"process ({seconds:.1f} s in all)",
+        f"process ({seconds:.1f} s in all; {kept})",
     )
 
 

@@ -28,6 +28,8 @@ from qa.supervisor import Supervisor, WorkerConfig
 
 log = logging.getLogger(__name__)
 
+STATE_FOLDER = "prompt-states"  # in the model cache: the model's state after the prompt's start
+
 
 def open_llm(settings: Settings) -> BaseChatModel | None:
     """The chat model the settings ask for; None for the `extractive` backend (no model)."""
@@ -42,6 +44,7 @@ def open_llm(settings: Settings) -> BaseChatModel | None:
         max_tokens=settings.max_answer_tokens,
         temperature=settings.temperature,
         timeout_s=settings.llm_timeout_s,
+        state_dir=settings.model_cache_dir / STATE_FOLDER,
     )
 
 
@@ -154,9 +157,11 @@ def open_chat_model(
     max_tokens: int,
     temperature: float,
     timeout_s: float = 60.0,
+    state_dir: Path | None = None,
 ) -> LocalChatModel:
     """A streaming chat model on a local GGUF file, run by a worker process that is started and
-    loaded now (so a bad file is reported here); greedy when temperature is 0."""
+    loaded now (so a bad file is reported here); greedy when temperature is 0. The state after
+    the prompt's fixed start is kept in `state_dir` (none: read again at each start)."""
     check_gguf(model_path)
     supervisor = Supervisor(
         WorkerConfig(
@@ -164,6 +169,7 @@ def open_chat_model(
             context_tokens=context_tokens,
             max_threads=threads,
             first_token_timeout_s=timeout_s,
+            state_dir=state_dir,
         )
     )
     log.info("loading %s in a worker process", model_path)
@@ -180,15 +186,20 @@ def open_chat_model(
 
 def check_generation(llm: BaseChatModel, messages: Sequence[BaseMessage]) -> None:
     """Write a few tokens after `messages` (the fixed start of every prompt, which the worker
-    then keeps cached): a model that crashes or hangs fails here, with a `ModelWorkerError`,
-    not in front of the first user. Only the local model is checked (a server may be down now
-    and up later)."""
+    then keeps cached, and on disk for the next start): a model that crashes or hangs fails
+    here, with a `ModelWorkerError`, not in front of the first user. Only the local model is
+    checked (a server may be down now and up later)."""
     if not isinstance(llm, LocalChatModel):
         return
     started = time.perf_counter()
-    for _ in llm.supervisor.chat(message_dicts(messages), {**llm.params, "max_tokens": 2}):
+    params = {**llm.params, "max_tokens": 2}
+    for _ in llm.supervisor.chat(message_dicts(messages), params, keep=True):
         pass
-    log.info("the language model wrote its first tokens in %.1f s", time.perf_counter() - started)
+    log.info(
+        "the language model wrote its first tokens in %.1f s (prompt state %s)",
+        time.perf_counter() - started,
+        llm.supervisor.prefix or "not kept",
+    )
 
 
 def check_gguf(model_path: Path) -> None:

@@ -46,6 +46,7 @@ class WorkerConfig:
     max_threads: int
     first_token_timeout_s: float
     load_timeout_s: float = 120.0
+    state_dir: Path | None = None  # where the state after the prompt's fixed start is kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +143,8 @@ class Supervisor:
         self.config = config
         self.meter = meter or LoadMeter()
         self.restarts = 0  # workers replaced after a crash, a kill or a hang
+        self.prefix: str | None = None  # what the last chat did with the kept state, if anything
+        self._start: list[dict[str, str]] | None = None  # the fixed start of every prompt
         self._process: Process | None = None
         self._lock = threading.Lock()
 
@@ -167,18 +170,29 @@ class Supervisor:
                 self._process = None
 
     def chat(
-        self, messages: list[dict[str, str]], params: dict[str, Any]
+        self, messages: list[dict[str, str]], params: dict[str, Any], keep: bool = False
     ) -> Generator[str, None, None]:
-        """The answer's text pieces as the worker writes them."""
+        """The answer's text pieces as the worker writes them. With `keep`, `messages` are the
+        fixed start of every prompt: from then on a fresh worker (this one, or one started after
+        a crash) reads the model's state after them from the state folder instead of reading
+        them again, and this chat writes it there if none was read (`qa.worker`)."""
         timeout = self.config.first_token_timeout_s
         if not self._lock.acquire(timeout=timeout):
             raise ModelWorkerError(
                 f"The language model was busy with another answer for {timeout:g} s."
             )
         try:
+            if keep:
+                self._start = messages
             process = self._ensure_started()
             threads = self.meter.threads(self.config.max_threads)
-            chat = {"op": "chat", "messages": messages, "params": params, "threads": threads}
+            chat = {
+                "op": "chat",
+                "messages": messages,
+                "params": params,
+                "threads": threads,
+                "prefix": self._start,
+            }
             self._request(process, chat)
             finished = False
             waiting_for = "the first words of the answer"
@@ -190,6 +204,7 @@ class Supervisor:
                         yield str(event["text"])
                     elif event["event"] == "done":
                         finished = True
+                        self.prefix = event.get("prefix")
                         return
                     else:
                         finished = True
@@ -260,6 +275,7 @@ class Supervisor:
             "model_path": str(self.config.model_path.absolute()),
             "context_tokens": self.config.context_tokens,
             "threads": self.config.max_threads,
+            "state_dir": str(self.config.state_dir) if self.config.state_dir else None,
         }
         stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the process)
         popen = subprocess.Popen(

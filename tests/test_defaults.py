@@ -60,6 +60,7 @@ def test_ask_and_doctor_with_no_settings(folder: Path) -> None:
     asked = run(folder, "qa", "ask", "Who is Wang Lei?")
     assert "Wang Lei" in asked.stdout
     assert "[1]" in asked.stdout
+    assert "Sources:" in asked.stdout
     assert f"[1] {XINHUA_TITLE} (Xinhua, 2024-03-19)" in asked.stdout
     doctor = run(folder, "qa", "doctor")
     assert "[ok ] llama.cpp build:" in doctor.stdout

@@ -1,4 +1,5 @@
-"""The default Qwen2.5-Coder-1.5B model end to end: Python API and command line."""
+"""The default Qwen2.5-Coder-1.5B model end to end through the Python API (the command line's
+answer with it: tests/test_defaults.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import pytest
 
 import qa
 from tests.conftest import XINHUA_TITLE
-from tests.support.commands import ask
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 
@@ -34,10 +34,3 @@ def test_python_answer_cites_the_xinhua_article(
     assert isinstance(events[-1], qa.Answer)
     assert "".join(e for e in events[:-1] if isinstance(e, str)).strip()
     assert events[-1].text == answer.text  # greedy decoding: the same answer twice
-
-
-def test_cli_answer_lists_the_xinhua_source(sample_index: Path) -> None:
-    result = ask("Who is Wang Lei?", index_dir=sample_index, model="qwen2.5-coder-1.5b")
-    assert result.returncode == 0, result.stderr
-    assert "Sources:" in result.stdout
-    assert f"{XINHUA_TITLE} (Xinhua, 2024-03-19)" in result.stdout

@@ -20,8 +20,9 @@ import pytest
 from qa import Answer, QAChain, Settings, build_chain
 from qa.chain import build_retriever
 from qa.errors import ModelFileError, ModelWorkerError
-from qa.llm import LocalChatModel, open_chat_model
+from qa.llm import LocalChatModel, message_dicts, open_chat_model
 from qa.models import smollm2_path
+from qa.prompt import fixed_messages
 from qa.retrieval import PassageRetriever
 from qa.supervisor import Supervisor, WorkerConfig, describe_exit
 from qa.threads import LoadMeter, read_busy_seconds, threads_for
@@ -32,18 +33,22 @@ MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant."},
     {"role": "user", "content": "Write a long story about a cat named Tom who lives in Paris."},
 ]
+WANG_LEI = "Wang Lei is coordinator for cyber and digital affairs at China's foreign ministry."
 PARAMS = {"max_tokens": 48, "temperature": 0.0, "top_k": 1, "repeat_penalty": 1.0}
 
 pytestmark = pytest.mark.model  # every test here runs SmolLM2 in a worker process
 
 
-def smol_supervisor(timeout_s: float = 20.0, model: Path | None = None) -> Supervisor:
+def smol_supervisor(
+    timeout_s: float = 20.0, model: Path | None = None, state_dir: Path | None = None
+) -> Supervisor:
     return Supervisor(
         WorkerConfig(
             model_path=model or smollm2_path(),
             context_tokens=1024,
             max_threads=2,
             first_token_timeout_s=timeout_s,
+            state_dir=state_dir,
         )
     )
 
@@ -96,6 +101,47 @@ def test_answers_stream_from_a_worker_process_with_its_prefix_kept(
     assert supervisor.pid == info.pid
     assert supervisor.restarts == 0
     assert (supervisor.count_tokens("Wang Lei coordinates cyber affairs.") or 0) > 3
+
+
+def test_the_prompt_start_is_kept_on_disk_and_read_by_the_next_worker(tmp_path: Path) -> None:
+    fixed = message_dicts(fixed_messages())
+    asked = [*fixed, {"role": "user", "content": f"Passages:\n\n[1] {WANG_LEI}\n\n{QUESTION}"}]
+    check = {**PARAMS, "max_tokens": 2}
+    states = tmp_path / "states"
+
+    def start_and_answer(state_dir: Path) -> tuple[str | None, str]:
+        """A fresh worker's start-up check (what it did with the kept state), then an answer."""
+        keeper = smol_supervisor(state_dir=state_dir)
+        try:
+            "".join(keeper.chat(fixed, check, keep=True))
+            return keeper.prefix, "".join(keeper.chat(asked, PARAMS))
+        finally:
+            keeper.close()
+
+    first, answer = start_and_answer(states)
+    assert first == "written"
+    [state] = states.glob("*.state")
+    assert start_and_answer(states) == ("read", answer)  # greedy: the same words
+    damaged = bytearray(state.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    state.write_bytes(bytes(damaged))
+    assert start_and_answer(states) == ("written", answer)  # not read, written again
+    assert start_and_answer(states) == ("read", answer)
+    # A worker started after a crash reads it too.
+    keeper = smol_supervisor(state_dir=states)
+    try:
+        "".join(keeper.chat(fixed, check, keep=True))
+        pid = keeper.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # dead, left for citeqa to reap
+        assert "".join(keeper.chat(asked, PARAMS)) == answer
+        assert (keeper.restarts, keeper.prefix) == (1, "read")
+    finally:
+        keeper.close()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    assert start_and_answer(blocked / "states") == (None, answer)  # nowhere to keep it
 
 
 def test_kill_9_mid_answer_is_reported_and_the_next_answer_gets_a_fresh_worker(
