@@ -77,6 +77,7 @@ from typing import Any
 
 import startup
 from search import (
+    BUILD_RECORD,
     DEFAULT_EVAL_DIR,
     WARMUP,
     CachedEmbedder,
@@ -407,7 +408,7 @@ def prepare_corpus(
     """Write (once) and read the corpus; an index built from another corpus is built again."""
     source, written = write_source(folder, corpus)
     if written:
-        (index_dir / "bench.json").unlink(missing_ok=True)
+        (index_dir / BUILD_RECORD).unlink(missing_ok=True)
     articles, read = read_source(source)
     return source, articles, {"file_mb": round(source.stat().st_size / 1e6, 1), **read}
 
@@ -420,7 +421,7 @@ def build_index(
     chroma_url: str | None = None,
 ) -> dict[str, Any]:
     """bench/search.py's `ensure_index` with this corpus's embedder; whether it was reused."""
-    record = index_dir / "bench.json"
+    record = index_dir / BUILD_RECORD
     if chroma_url is not None and record.exists() and not opens(index_dir, chroma_url):
         record.unlink()  # the record outlived the server's data
     before = record.stat().st_mtime_ns if record.exists() else None
@@ -811,7 +812,7 @@ def seed_server(local_index: Path, folder: Path, index_dir: Path) -> dict[str, A
     share this disk, as readers on other machines would not. None when there is nothing to copy."""
     collection = Settings(index_dir=index_dir).collection
     local = IndexLayout(local_index, collection)
-    built_here = (local_index / "bench.json").exists()  # and from the corpus as it is now
+    built_here = (local_index / BUILD_RECORD).exists()  # and from the corpus as it is now
     live = read_pointer(local) if built_here else None
     if (folder / "chroma").exists() or live is None:
         return None

@@ -54,6 +54,7 @@ SETS = (  # (folder, file prefix, distractor articles used)
 NOISE = 0.0316  # per dimension: a 384-dimension unit vector keeps cosine ~0.85 to its original
 WARMUP = 10  # questions asked before timing starts
 RECALL_K = 10
+BUILD_RECORD = "bench.json"  # beside a benchmark's index: what it was built from (`build_key`)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -212,7 +213,7 @@ def ensure_index(
     settings = Settings(index_dir=index_dir)
     if chroma_url is not None:
         settings = Settings(index_dir=index_dir, chroma_url=chroma_url)
-    record = index_dir / "bench.json"
+    record = index_dir / BUILD_RECORD
     key = build_key(settings, articles)
     if record.exists():
         kept = json.loads(record.read_text(encoding="utf-8"))
@@ -243,7 +244,7 @@ def build_key(settings: Settings, articles: Sequence[Article]) -> str:
 
 def remember_build(index_dir: Path, key: str, built: dict[str, Any]) -> None:
     """Note beside the index what it was built from, for `ensure_index` to reuse it."""
-    record = index_dir / "bench.json"
+    record = index_dir / BUILD_RECORD
     record.write_text(json.dumps({"build_key": key, "built": built}), encoding="utf-8")
 
 

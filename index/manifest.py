@@ -168,10 +168,7 @@ def layers_to_json(layers: tuple[Layer, ...]) -> str:
 
 def layers_from_json(text: str) -> tuple[Layer, ...]:
     """The layers in `text`; ValueError (or KeyError, TypeError) when they are not layers."""
-    layers = _layers(json.loads(text))
-    if not all(is_build_id(layer.build_id) for layer in layers):
-        raise ValueError("a layer names no build")
-    return layers
+    return _layers(json.loads(text))
 
 
 def _layer_records(layers: tuple[Layer, ...]) -> list[dict[str, Any]]:
@@ -182,10 +179,13 @@ def _layer_records(layers: tuple[Layer, ...]) -> list[dict[str, Any]]:
 
 
 def _layers(records: Any) -> tuple[Layer, ...]:
-    return tuple(
+    layers = tuple(
         Layer(str(layer["build"]), int(layer["chunks"]), frozenset(map(str, layer["hidden"])))
         for layer in records
     )
+    if not all(is_build_id(layer.build_id) for layer in layers):
+        raise ValueError("a layer names no build")
+    return layers
 
 
 def _entry_record(entry: ArticleEntry) -> dict[str, Any]:
@@ -226,7 +226,7 @@ def manifest_from_json(text: str) -> Manifest:
     )
     builds = set(manifest.builds_read())
     distinct = len(builds) == len(manifest.layers) + 1
-    if not distinct or not all(is_build_id(layer.build_id) for layer in manifest.layers):
+    if not distinct:
         raise ValueError("the record's layers are not distinct builds")
     if any(manifest.holder(entry) not in builds for entry in manifest.articles.values()):
         raise ValueError("an article's chunks are in a build the record does not read")

@@ -3,7 +3,6 @@ the app reads as it reads the local one, and a sync through the server layers ov
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,7 +41,7 @@ def test_the_server_gets_a_copy_of_the_local_build_and_syncs_over_it(
     write_article(corpus, "harbour.txt", "Lindholm harbour reopens", "Ferries run again.")
     local = IndexSettings(index_dir=corpus / "index")
     built = sync_index(local, embedder, corpus)
-    (local.index_dir / "bench.json").write_text(json.dumps({"build_key": "k"}), encoding="utf-8")
+    scale.remember_build(local.index_dir, "k", {})
     folder = tmp_path / "server-6"
 
     seeded = scale.seed_server(local.index_dir, folder, folder / "index")
