@@ -4,8 +4,12 @@ The local model runs in a child process so that a native crash, an out-of-memory
 in llama.cpp costs one answer, not the app or the Python caller. Every wait is bounded: the
 model's load by `load_timeout_s`, the first piece of an answer by `first_token_timeout_s`, every
 later piece by the same. A worker that died or hung is killed and reported as a
-`ModelWorkerError` saying what happened; the next request starts a fresh one. One request runs
-at a time (one model, one context); the prompt prefix stays cached in the worker between them.
+`ModelWorkerError` saying what happened; the next request starts a fresh one. A worker that
+died while idle (killed between questions, as the out-of-memory killer does) but was not yet seen
+to be gone when the next question came costs nothing: the worker says it took a question before
+it reads the model, so one that never said so is replaced and the question given to the new one.
+One request runs at a time (one model, one context); the prompt prefix stays cached in the worker
+between them.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 0.5  # how often a running answer tells index jobs to wait
 CANCEL_WAIT_S = 5.0  # for the worker to stop an answer it was told to cancel
 STDERR_TAIL = 600  # characters of the worker's own error output quoted in a message
+
+
+class WorkerGoneError(ModelWorkerError):
+    """The worker's process ended (its pipe broke or closed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,16 +192,14 @@ class Supervisor:
         try:
             if keep:
                 self._start = messages
-            process = self._ensure_started()
-            threads = self.meter.threads(self.config.max_threads)
             chat = {
                 "op": "chat",
                 "messages": messages,
                 "params": params,
-                "threads": threads,
+                "threads": self.meter.threads(self.config.max_threads),
                 "prefix": self._start,
             }
-            self._request(process, chat)
+            process = self._hand_over(chat)
             finished = False
             waiting_for = "the first words of the answer"
             try:
@@ -232,6 +238,24 @@ class Supervisor:
                 log.warning("cannot count prompt tokens: %s", e)
                 return None
         return int(event["count"]) if event.get("event") == "tokens" else None
+
+    def _hand_over(self, chat: dict[str, Any]) -> Process:
+        """A worker that took `chat` (it said "accepted"). One that was gone before it did (died
+        while idle, not yet reaped when this began) is replaced once and the chat sent again;
+        one that dies after taking it costs this answer, as a chat may be what crashed it."""
+        try:
+            return self._take(self._ensure_started(), chat)
+        except WorkerGoneError as e:
+            log.warning("the model worker had gone before the question (%s); restarting", e)
+        return self._take(self._ensure_started(), chat)
+
+    def _take(self, process: Process, chat: dict[str, Any]) -> Process:
+        self._request(process, chat)
+        event = self._next(process, "the first words of the answer", answering=True)
+        if event["event"] != "accepted":
+            self._discard(process)
+            raise ModelWorkerError(f"The model process answered {event!r} to a question.")
+        return process
 
     def _ensure_started(self) -> Process:
         if self._process is not None and self._process.popen.poll() is None:
@@ -318,7 +342,7 @@ class Supervisor:
             )
         return event
 
-    def _died(self, process: Process) -> ModelWorkerError:
+    def _died(self, process: Process) -> WorkerGoneError:
         """The error for a worker that has gone, saying how it ended."""
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.popen.wait(timeout=5)
@@ -326,7 +350,7 @@ class Supervisor:
         tail = process.stderr_tail()
         self._discard(process)
         detail = f" Its last words: {tail}" if tail else ""
-        return ModelWorkerError(
+        return WorkerGoneError(
             f"The model process {describe_exit(code)}; a fresh one starts for the next "
             f"question.{detail}"
         )

@@ -6,7 +6,7 @@ per line on the file descriptor that was standard output (llama.cpp's own prints
 error instead):
 
     {"op": "chat", "messages": [...], "params": {...}, "threads": 2, "prefix": [...]}
-        -> {"event": "piece", "text": "..."} ... {"event": "done", "prefix": "read"}
+        -> {"event": "accepted"} {"event": "piece", "text": "..."} ... {"event": "done", ...}
     {"op": "cancel"}   (while a chat streams) -> the chat ends with {"event": "done"}
     {"op": "tokenize", "text": "..."} -> {"event": "tokens", "count": 12}
 
@@ -91,6 +91,7 @@ class Worker:
     def handle(self, request: dict[str, Any]) -> None:
         op = request.get("op")
         if op == "chat":
+            self.send(event="accepted")
             self.set_threads(int(request.get("threads") or 0))
             messages = request["messages"]
             start = request.get("prefix") if self.states is not None else None

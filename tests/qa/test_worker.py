@@ -157,6 +157,26 @@ def test_kill_9_mid_answer_is_reported_and_the_next_answer_gets_a_fresh_worker(
     assert supervisor.restarts == 1
 
 
+def test_a_worker_killed_while_idle_costs_no_answer_even_before_it_is_seen_gone(
+    supervisor: Supervisor,
+) -> None:
+    """The question comes while the idle worker is being killed: it is still running when
+    citeqa looks, takes no question (stopped, then killed), and the question goes to a fresh one."""
+    answer = written(supervisor)
+    old = supervisor.pid
+    assert old is not None
+    os.kill(old, signal.SIGSTOP)  # alive to `poll()`, but it will never read the question
+    killer = threading.Timer(1.0, os.kill, (old, signal.SIGKILL))
+    killer.start()
+    try:
+        assert written(supervisor) == answer  # greedy: the same words, from a fresh worker
+    finally:
+        killer.cancel()
+    assert not alive(old)
+    assert supervisor.pid not in (None, old)
+    assert supervisor.restarts == 1
+
+
 def test_a_native_crash_mid_answer_is_reported_as_a_crash(supervisor: Supervisor) -> None:
     message = answer_then(supervisor, signal.SIGSEGV)
     assert "crashed (SIGSEGV in the model's native code)" in message
