@@ -7,7 +7,7 @@ later piece by the same. A worker that died or hung is killed and reported as a
 `ModelWorkerError` saying what happened; the next request starts a fresh one. A worker that
 died while idle (killed between questions, as the out-of-memory killer does) but was not yet seen
 to be gone when the next question came costs nothing: the worker says it took a question before
-it reads the model, so one that never said so is replaced and the question given to the new one.
+it starts on it, so one that never said so is replaced and the question given to a fresh one.
 One request runs at a time (one model, one context); the prompt prefix stays cached in the worker
 between them.
 """
@@ -246,7 +246,7 @@ class Supervisor:
         try:
             return self._take(self._ensure_started(), chat)
         except WorkerGoneError as e:
-            log.warning("the model worker had gone before the question (%s); restarting", e)
+            log.warning("the model worker had gone before it took the question: %s", e)
         return self._take(self._ensure_started(), chat)
 
     def _take(self, process: Process, chat: dict[str, Any]) -> Process:
