@@ -259,12 +259,12 @@ def stateless_model_cache(work: Path, env: dict[str, str]) -> Path:
     """A model cache with no kept prompt state: the assembled default model (and its stamp)
     linked from the real cache, so nothing is assembled again or deleted there."""
     from index.config import default_cache_dir
-    from qa.models import QWEN_FILE
+    from qa.models import QWEN_FILE, verified_stamp
 
     real = Path(env.get("CITEQA_MODEL_CACHE_DIR") or default_cache_dir()).expanduser()
     cache = work / "model-cache"
     cache.mkdir(exist_ok=True)
-    for name in (QWEN_FILE, str(Path(QWEN_FILE).with_suffix(".verified"))):
+    for name in (QWEN_FILE, verified_stamp(Path(QWEN_FILE)).name):
         if (real / name).exists() and not (cache / name).exists():
             (cache / name).symlink_to(real / name)
     return cache

@@ -82,7 +82,7 @@ def qwen_part_paths() -> list[Path]:
 def assemble_qwen(cache_dir: Path) -> Path:
     """The verified Qwen GGUF in `cache_dir`, assembling and checking it on first use."""
     target = cache_dir / QWEN_FILE
-    stamp = target.with_suffix(".verified")
+    stamp = verified_stamp(target)
     if target.is_file() and _stamp_matches(stamp, target):
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -107,6 +107,11 @@ def assemble_qwen(cache_dir: Path) -> Path:
         partial.unlink(missing_ok=True)
     _write_stamp(stamp, target)
     return target
+
+
+def verified_stamp(target: Path) -> Path:
+    """Where the record that `target` was verified is kept, beside it."""
+    return target.with_suffix(".verified")
 
 
 def _stamp_matches(stamp: Path, target: Path) -> bool:

@@ -352,7 +352,7 @@ def test_a_tampered_or_truncated_default_model_is_never_used(
         "truncated": lambda p: os.truncate(p, p.stat().st_size // 2),
         "emptied": lambda p: p.write_bytes(b""),
         "removed": lambda p: p.unlink(),
-        "stamp removed": lambda p: p.with_suffix(".verified").unlink(),
+        "stamp removed": lambda p: qa_models.verified_stamp(p).unlink(),
     }
     for damage in damages.values():
         FAULTS["model file"] += 1
