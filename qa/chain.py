@@ -20,6 +20,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from index.embeddings import open_embedder_for
 from index.fingerprint import fingerprint_for
 from index.reader import open_store
+from index.types import day_number
 from qa.config import Settings
 from qa.errors import GenerationError, ModelFileError, ModelWorkerError, QuestionError
 from qa.evidence import Evidence
@@ -30,9 +31,16 @@ from qa.prompt import History, answered_turns, build_messages, fixed_messages, i
 from qa.retrieval import PassageFilter, PassageRetriever
 from qa.rewrite import rewrite_question
 from qa.shape import Shape, answer_shape
-from qa.text import adds_nothing, sentence_spans
+from qa.text import adds_nothing, last_sentence, sentence_spans
 from qa.types import NOT_COVERED, Answer, Generated, RetrievedChunk
-from qa.when import RECENT_WINDOWS_DAYS, TimeScope, asks_only_for_news, parse_as_of, read_time
+from qa.when import (
+    RECENT_WINDOWS_DAYS,
+    TimeScope,
+    asks_only_for_news,
+    newest_first,
+    parse_as_of,
+    read_time,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +118,7 @@ class QAChain(Runnable[ChainInput, Answer]):
         standalone = self.standalone(question, history)
         scope = read_time(standalone, day)
         shape = answer_shape(standalone, asks_only_for_news(standalone, scope))
-        found = self.find(standalone, shape, exclude_articles, filters, day, scope)
+        found = self.find(Search(standalone, shape, tuple(exclude_articles), filters, day), scope)
         passages, evidence, timings = found.passages, found.evidence, found.timings
         base = Answer(
             question=question,
@@ -170,46 +178,79 @@ class QAChain(Runnable[ChainInput, Answer]):
             return
         yield final
 
-    def find(
-        self,
-        question: str,
-        shape: Shape,
-        exclude_articles: Collection[str],
-        filters: PassageFilter | None,
-        as_of: dt.date,
-        scope: TimeScope | None,
-    ) -> Found:
-        """The passages for `question` and their evidence, published by `as_of` and within the
-        question's time: a strict time ("this week") alone; the newest news in widening
-        windows; a month or year, then the whole archive if nothing in it answers."""
-        k = self.settings.top_k if shape == "factoid" else max(self.settings.top_k, OPEN_TOP_K)
-        # A digest draws on as many stories as it can: one passage from each.
-        per_article = 1 if shape == "digest" else None
+    def find(self, search: Search, scope: TimeScope | None) -> Found:
+        """The passages for a question and their evidence, published by its as-of date and
+        within the question's time (`scope`): a strict time ("this week") alone; the newest news
+        in widening windows; a month or year, then the whole archive if nothing in it answers.
+        A factoid question that names no time gets the last `newest_first_days` when they
+        answer it about as well as the whole archive does (`NEWEST_MARGIN`); an open one ("how
+        did ... develop") draws on the whole archive."""
+        timings: dict[str, float] = {}
+        gate = self.relevance_gate(search.shape)
+        factoid = search.shape == "factoid"
+        newest = self.newest_window(search.as_of) if scope is None and factoid else None
+        if newest is not None:
+            recent = self.search_in(search, newest, timings)
+            archive = self.search_in(search, None, timings)
+            assert archive is not None  # no time scope: the filters alone always meet
+            if recent is not None and recent.passages:
+                best = recent.evidence.best_relevance
+                if best >= gate and best >= archive.evidence.best_relevance - NEWEST_MARGIN:
+                    return recent
+            return archive
         scopes: list[TimeScope | None] = [scope]
         if scope is not None and scope.recent:
             scopes = [scope.widened(days) for days in (*RECENT_WINDOWS_DAYS[1:], None)]
             scopes.insert(0, scope)
         elif scope is not None and not scope.strict:
             scopes.append(scope.widened(None))
-        timings: dict[str, float] = {}
         for position, chosen in enumerate(scopes):
-            window = within(filters, as_of, chosen)
-            if window is None:  # the question's time and the page's filter do not meet
+            found = self.search_in(search, chosen, timings)
+            if found is None:  # the question's time and the page's filter do not meet
                 continue
-            found = self.retriever.search(question, k, exclude_articles, window, per_article)
-            for stage, seconds in found.timings.items():
-                timings[stage] = timings.get(stage, 0.0) + seconds
-            # An answer of several sentences tells events in order: its passages are numbered
-            # oldest first.
-            passages = found.passages if shape == "factoid" else in_time_order(found.passages)
-            checking = time.perf_counter()
-            evidence = gather_evidence(self.retriever, question, passages, found.question_vector)
-            timings["evidence"] = timings.get("evidence", 0.0) + time.perf_counter() - checking
-            last = position == len(scopes) - 1
-            if last or (passages and evidence.best_relevance >= self.relevance_gate(shape)):
-                return Found(passages, evidence, timings, chosen)
+            answers = found.evidence.best_relevance >= gate
+            if position == len(scopes) - 1 or (found.passages and answers):
+                return found
         # Only when the question's time and the page's dates never meet.
-        return Found((), gather_evidence(self.retriever, question, ()), timings, scope)
+        return Found((), gather_evidence(self.retriever, search.question, ()), timings, scope)
+
+    def newest_window(self, as_of: dt.date) -> TimeScope | None:
+        """The newest news a question that names no time is first answered from; None when
+        turned off or when the index holds no article published in it (undated archives)."""
+        if not self.settings.newest_first_days:
+            return None
+        scope = newest_first(as_of, self.settings.newest_first_days)
+        latest = self.retriever.store.latest_day  # 0: nothing dated; None: not known
+        first = day_number(scope.first.isoformat()) if scope.first else None
+        if latest is not None and first is not None and latest < first:
+            return None
+        return scope
+
+    def search_in(
+        self, search: Search, scope: TimeScope | None, timings: dict[str, float]
+    ) -> Found | None:
+        """The passages for a question published within `scope` (None: up to its as-of date)
+        and the page's filters, with their evidence; None when the two do not meet. Adds the
+        seconds of each stage to `timings`."""
+        window = within(search.filters, search.as_of, scope)
+        if window is None:
+            return None
+        factoid = search.shape == "factoid"
+        k = self.settings.top_k if factoid else max(self.settings.top_k, OPEN_TOP_K)
+        # A digest draws on as many stories as it can: one passage from each.
+        per_article = 1 if search.shape == "digest" else None
+        found = self.retriever.search(
+            search.question, k, search.exclude_articles, window, per_article
+        )
+        for stage, seconds in found.timings.items():
+            timings[stage] = timings.get(stage, 0.0) + seconds
+        # An answer of several sentences tells events in order: its passages are numbered
+        # oldest first.
+        passages = found.passages if factoid else in_time_order(found.passages)
+        checking = time.perf_counter()
+        evidence = gather_evidence(self.retriever, search.question, passages, found.question_vector)
+        timings["evidence"] = timings.get("evidence", 0.0) + time.perf_counter() - checking
+        return Found(passages, evidence, timings, scope)
 
     def relevance_gate(self, shape: Shape) -> float:
         """The relevance the best sentence needs to be answered from: none for a digest, whose
@@ -336,6 +377,21 @@ class QAChain(Runnable[ChainInput, Answer]):
 # sentences of its answer that are kept (a small model sometimes writes on).
 OPEN_TOP_K = 6
 OPEN_SENTENCES = 5
+# A question that names no time is answered from the newest news when its best sentence there
+# is at most this much less relevant than the whole archive's best (RTQA 2024 dev).
+NEWEST_MARGIN = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """What a question's passages are searched for: the standalone question, its answer's
+    shape, the articles left out, the page's filters and the as-of date."""
+
+    question: str
+    shape: Shape
+    exclude_articles: tuple[str, ...]
+    filters: PassageFilter | None
+    as_of: dt.date
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,13 +454,6 @@ def first_sentences(text: str, count: int = OPEN_SENTENCES) -> str:
     """The first `count` sentences of `text` (all of it when it has no more)."""
     spans = sentence_spans(text)
     return text if len(spans) <= count else text[: spans[count - 1][1]]
-
-
-def last_sentence(question: str) -> str:
-    """The question's last sentence: what is asked, after any context ("NASA set a new date for
-    Artemis I. How soon could it launch?")."""
-    spans = sentence_spans(question)
-    return question[slice(*spans[-1])] if spans else question
 
 
 def check_question(question: str, max_chars: int) -> str:

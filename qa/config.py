@@ -62,6 +62,14 @@ class Settings(IndexSettings):
         description="Support score a sentence of the answer needs from a passage to keep its "
         "citation; sentences below it are marked unsupported.",
     )
+    newest_first_days: int = Field(
+        31,
+        ge=0,
+        le=3650,
+        description="A factoid question that names no time is answered from the articles "
+        "published in the N days up to its as-of date when they answer it about as well as the "
+        "whole archive (0: always the whole archive).",
+    )
     prompt_passage_tokens: int = Field(
         128,
         ge=32,

@@ -213,6 +213,11 @@ def adds_nothing(answer: str, question: str) -> bool:
     )
 
 
+# Capitalised words that name a time, not a subject a passage must mention.
+_TIME_NAMES = frozenset(
+    "january february march april may june july august september october november december "
+    "monday tuesday wednesday thursday friday saturday sunday".split()
+)
 # Short words an abbreviation skips ("CDC": Centers for Disease Control).
 _NAME_JOINERS = frozenset({"of", "for", "and", "the", "de", "du", "la", "von", "van"})
 # The longest run of words an abbreviation is looked for in.
@@ -316,16 +321,24 @@ def name_runs(text: str) -> set[Name]:
     return {tuple(run) for run in runs}
 
 
+def last_sentence(question: str) -> str:
+    """The question's last sentence: what is asked, after any context ("NASA set a new date for
+    Artemis I. How soon could it launch?")."""
+    spans = sentence_spans(question)
+    return question[slice(*spans[-1])] if spans else question
+
+
 def required_names(question: str, claim: str) -> set[Name]:
     """The names of `question` that a passage backing `claim` must mention (`Mentions.run`), or
     it is about something else: those the claim repeats a word of ("the ruler of Korea", from a
-    passage on Tibet), and all of them for a bare answer that shares no word with the question
-    ("Alberto Calderón", asked which Fields Medal winner teaches at Harvard)."""
-    asked = name_runs(question)
+    passage on Tibet), and for a bare answer that shares no word with the question all those of
+    what is asked, its last sentence ("Alberto Calderón", asked which Fields Medal winner teaches
+    at Harvard; not the context before it). A month or weekday names a time, not a subject."""
     if not content_words(claim) & content_words(question):
-        return asked
+        return {run for run in name_runs(last_sentence(question)) if not set(run) <= _TIME_NAMES}
     repeated = _all_forms(words(strip_markers(claim)))
-    return {run for run in asked if repeated.intersection(run)}
+    asked = name_runs(question)
+    return {run for run in asked if repeated.intersection(run) and not set(run) <= _TIME_NAMES}
 
 
 def coverage(wanted: set[str], have: set[str]) -> float:

@@ -38,18 +38,22 @@ class TimeScope:
     question is about that time itself ("this week"), so nothing outside it may answer; else
     (a year or month that may be the event's, not the article's) the whole archive is searched
     when nothing inside it answers. `recent`: the newest news is wanted ("latest"), searched in
-    widening windows."""
+    widening windows. `implied`: the question names no time, and a news archive is searched
+    newest first (`newest_first`)."""
 
     phrase: str
     first: dt.date | None
     last: dt.date
     strict: bool = True
     recent: bool = False
+    implied: bool = False
 
     def describe(self) -> str:
         """How the answer's footer states the time the search used."""
         said = f"\u201c{self.phrase}\u201d"
         last = self.last.isoformat()
+        if self.implied and self.first is not None:
+            return f"articles published {self.first.isoformat()} to {last} (newest news first)"
         if self.first is None:
             return f"all articles up to {last} (none in {said} answered)"
         if self.first == self.last:
@@ -60,6 +64,14 @@ class TimeScope:
         """The same scope over the `days` before its last day (None: the whole archive)."""
         first = None if days is None else self.last - dt.timedelta(days=days)
         return TimeScope(self.phrase, first, self.last, self.strict, self.recent)
+
+
+def newest_first(as_of: dt.date, days: int) -> TimeScope:
+    """The newest news for a question that names no time: the `days` up to `as_of`, answered
+    from when it answers about as well as the whole archive (`QAChain.find`); questions to a
+    news archive are mostly about the news of then ("Who did Macron appoint as prime
+    minister?")."""
+    return TimeScope("", _days_before(as_of, days), as_of, strict=False, implied=True)
 
 
 def parse_as_of(value: object) -> dt.date:
@@ -81,7 +93,7 @@ def parse_as_of(value: object) -> dt.date:
 def read_time(question: str, as_of: dt.date) -> TimeScope | None:
     """The time `question` asks about, against `as_of`; None when it names none."""
     text = question.lower().replace("\u2019", "'")
-    for reader in (_relative_days, _named_periods, _months_and_years, _recency):
+    for reader in (_relative_days, _named_periods, _months_and_years, _weekdays, _recency):
         scope = reader(text, as_of)
         if scope is not None:
             return scope
@@ -181,6 +193,23 @@ def _period(month: str | None, year: str | None, as_of: dt.date) -> tuple[dt.dat
     if first > as_of:
         return None
     return first, dt.date(chosen, number, calendar.monthrange(chosen, number)[1])
+
+
+def _weekdays(text: str, as_of: dt.date) -> TimeScope | None:
+    """on Sunday, last Tuesday, Monday night: a day of the week up to the as-of date, so its
+    news is in the week before it; not strict (a weekday may also be a date's: "on Sunday,
+    Jan. 7, 2020"). Not a day's name in a name ("Super Tuesday", "Black Friday"), nor a habit
+    ("on Sundays", "every Monday")."""
+    found = re.search(
+        r"(?<!super )(?<!black )(?<!cyber )(?<!good )(?<!giving )(?<!ash )(?<!fat )"
+        r"(?<!every )(?<!each )\b(?:(?:on|last|this past) )?"
+        r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
+        r"(?: (?:morning|afternoon|evening|night))?\b",
+        text,
+    )
+    if found is None:
+        return None
+    return TimeScope(found.group(0), _days_before(as_of, THIS_WEEK_DAYS), as_of, strict=False)
 
 
 def _recency(text: str, as_of: dt.date) -> TimeScope | None:

@@ -224,8 +224,13 @@ class PrefixStates:
         self.prune()
 
     def prune(self) -> None:
-        """Delete all but the `STATES_KEPT` most recently used states."""
-        states = sorted(self.folder.glob("prefix-*.state"), key=lambda p: p.stat().st_mtime)
+        """Delete all but the `STATES_KEPT` most recently used states. Another worker may
+        delete one meanwhile: what is gone is no longer counted, not an error."""
+        used: list[tuple[float, Path]] = []
+        for state in self.folder.glob("prefix-*.state"):
+            with contextlib.suppress(FileNotFoundError):
+                used.append((state.stat().st_mtime, state))
+        states = [state for _, state in sorted(used)]
         for old in states[:-STATES_KEPT]:
             old.with_suffix(".json").unlink(missing_ok=True)
             old.unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from index.embeddings import Embedder
 from index.reader import Store, open_store
 from index.types import Chunk, DayRange
 from qa import QAChain, Settings
+from qa.chain import build_retriever
 from qa.config import RetrieverMode
 from qa.errors import QuestionError
 from qa.retrieval import UNKNOWN_SOURCE, PassageFilter, PassageRetriever
@@ -193,3 +195,59 @@ def test_an_unreadable_as_of_date_is_refused_with_an_example(smol_chain: QAChain
     fast = QAChain(smol_chain.retriever, None, smol_chain.settings)
     with pytest.raises(QuestionError, match="YYYY-MM-DD"):
         fast.invoke({"question": "Who is Wang Lei?", "as_of": "soon"})
+
+
+@pytest.fixture(scope="module")
+def mayors(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
+    """Three 2023 reports on Tallow Creek's mayor, worded like the question, and one of
+    2024-03-10 on the new mayor, worded otherwise: the archive ranks the old ones first."""
+    root = tmp_path_factory.mktemp("mayors")
+    lines = [
+        {
+            "id": f"old-{n}",
+            "title": f"Mayor of Tallow Creek {n}",
+            "text": f"Anna Berg is the mayor of Tallow Creek, the town council said in report {n}. "
+            "The mayor of Tallow Creek opened the library.",
+            "published": f"2023-0{n + 1}-15",
+        }
+        for n in range(3)
+    ]
+    lines.append(
+        {
+            "id": "new",
+            "title": "Tallow Creek swears in Jonas Holm",
+            "text": "Jonas Holm was sworn in as Tallow Creek's new mayor on Sunday, replacing "
+            "Anna Berg after the election.",
+            "published": "2024-03-10",
+        }
+    )
+    source = root / "articles.jsonl"
+    source.write_text("\n".join(json.dumps(line) for line in lines), encoding="utf-8")
+    settings = Settings(index_dir=root / "index", llm_backend="extractive", top_k=2)
+    rebuild_index(settings, embedder, source)
+    return settings
+
+
+def test_a_question_naming_no_time_gets_the_newest_news_first(mayors: Settings) -> None:
+    question = {"question": "Who is the mayor of Tallow Creek?", "as_of": "2024-03-20"}
+    whole = QAChain(
+        build_retriever(mayors), None, mayors.model_copy(update={"newest_first_days": 0})
+    )
+    assert {h.chunk.article_id for h in whole.invoke(question).retrieved} <= {
+        "old-0",
+        "old-1",
+        "old-2",
+    }
+    chain = QAChain(build_retriever(mayors), None, mayors)
+    newest = chain.invoke(question)
+    assert [h.chunk.article_id for h in newest.retrieved] == ["new"]
+    assert newest.time_scope == "articles published 2024-02-18 to 2024-03-20 (newest news first)"
+    assert "Jonas Holm" in newest.text
+    # Asked long after the newest article, only the whole archive is searched.
+    assert chain.newest_window(dt.date(2024, 3, 20)) is not None
+    assert chain.newest_window(dt.date(2025, 1, 1)) is None
+    # Before the new mayor, the whole archive answers, and no time is said to be searched.
+    earlier = chain.invoke({**question, "as_of": "2024-03-01"})
+    assert earlier.retrieved
+    assert earlier.time_scope is None
+    assert "Anna Berg" in earlier.text

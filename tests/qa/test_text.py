@@ -239,6 +239,24 @@ def test_one_edit_apart(a: str, b: str, expected: bool) -> None:
             "Mayor Deegan signed it [1].",
             {("mayor", "deegan")},
         ),
+        # a bare answer needs the names of what is asked, not of the context before it
+        (
+            "The race for the White House is entering its final stretch with Vice President "
+            "Kamala Harris. How many electoral votes are needed to win in November?",
+            "270 [2]",
+            set(),
+        ),
+        (
+            "Kublai ruled China. Who did Kublai make the ruler of Korea?",
+            "Phagpa [1].",
+            {
+                ("kublai",),
+                ("korea",),
+            },
+        ),
+        # a month or a weekday is a time, not a subject
+        ("Who clinched the nomination on Tuesday?", "Donald Trump clinched it Tuesday.", set()),
+        ("Who won the March Madness final?", "Kansas [1]", {("march", "madness")}),
     ],
 )
 def test_names_a_passage_must_mention_to_back_a_claim(

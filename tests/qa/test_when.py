@@ -31,6 +31,11 @@ AS_OF = dt.date(2024, 3, 20)  # a Wednesday
         ("Who led the polls in 2023?", "2023-01-01", "2023-12-31", False, False),
         ("What is the latest on the strike?", "2024-03-13", "2024-03-20", False, True),
         ("Who is currently in charge?", "2024-03-13", "2024-03-20", False, True),
+        # a weekday: the week up to the as-of date, else the whole archive
+        ("Who clinched the nomination Tuesday?", "2024-03-13", "2024-03-20", False, False),
+        ("Who did Trump meet on Sunday?", "2024-03-13", "2024-03-20", False, False),
+        ("Where did the tour end on Sunday night?", "2024-03-13", "2024-03-20", False, False),
+        ("Which city did Monday's storm hit?", "2024-03-13", "2024-03-20", False, False),
     ],
 )
 def test_time_words_become_publication_days(
@@ -53,6 +58,10 @@ def test_time_words_become_publication_days(
         "What may happen to the New York office?",
         "When was the treaty signed in 1871?",  # an event's year, not a publication year
         "Who won the game in 2030?",  # after the as-of date
+        "Who won Super Tuesday?",  # a day's name in a name
+        "What were the Black Friday deals?",
+        "Which museums open on Sundays?",  # a habit, not a day
+        "Who cleans every Monday?",
     ],
 )
 def test_no_time_when_none_is_named(question: str) -> None:

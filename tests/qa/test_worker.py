@@ -395,3 +395,22 @@ def test_a_relative_model_path_is_found_from_the_folder_it_was_given_in(
         assert len(written(keeper)) > 40
     finally:
         keeper.close()
+
+
+def test_pruning_kept_states_skips_one_another_worker_deleted_meanwhile(tmp_path: Path) -> None:
+    """A state listed but gone before it is looked at (a dangling link stands for one another
+    worker deleted between the listing and the look) is not an error: the newest are kept."""
+    from qa.worker import STATES_KEPT, PrefixStates
+
+    for n in range(STATES_KEPT + 2):
+        state = tmp_path / f"prefix-{n:02d}.state"
+        state.write_bytes(b"state")
+        state.with_suffix(".json").write_text("{}")
+        os.utime(state, (1_000_000 + n, 1_000_000 + n))
+    (tmp_path / "prefix-gone.state").symlink_to(tmp_path / "deleted-meanwhile")
+
+    PrefixStates(tmp_path, []).prune()
+
+    kept = sorted(p.name for p in tmp_path.glob("prefix-*.state") if p.exists())
+    assert kept == [f"prefix-{n:02d}.state" for n in range(2, STATES_KEPT + 2)]
+    assert not (tmp_path / "prefix-00.json").exists()
