@@ -190,14 +190,9 @@ class QAChain(Runnable[ChainInput, Answer]):
         factoid = search.shape == "factoid"
         newest = self.newest_window(search.as_of) if scope is None and factoid else None
         if newest is not None:
-            recent = self.search_in(search, newest, timings)
-            archive = self.search_in(search, None, timings)
-            assert archive is not None  # no time scope: the filters alone always meet
-            if recent is not None and recent.passages:
-                best = recent.evidence.best_relevance
-                if best >= gate and best >= archive.evidence.best_relevance - NEWEST_MARGIN:
-                    return recent
-            return archive
+            found = self.newest_or_archive(search, newest, gate, timings)
+            if found is not None:
+                return found
         scopes: list[TimeScope | None] = [scope]
         if scope is not None and scope.recent:
             scopes = [scope.widened(days) for days in (*RECENT_WINDOWS_DAYS[1:], None)]
@@ -213,6 +208,20 @@ class QAChain(Runnable[ChainInput, Answer]):
                 return found
         # Only when the question's time and the page's dates never meet.
         return Found((), gather_evidence(self.retriever, search.question, ()), timings, scope)
+
+    def newest_or_archive(
+        self, search: Search, newest: TimeScope, gate: float, timings: dict[str, float]
+    ) -> Found | None:
+        """The passages of the `newest` window when they pass the `gate` and answer about as
+        well as the whole archive's (`NEWEST_MARGIN`), else the archive's; None when the page's
+        own dates leave nothing to search (a start after the end)."""
+        recent = self.search_in(search, newest, timings)
+        archive = self.search_in(search, None, timings)
+        if archive is None or recent is None or not recent.passages:
+            return archive
+        best = recent.evidence.best_relevance
+        as_well = best >= archive.evidence.best_relevance - NEWEST_MARGIN
+        return recent if best >= gate and as_well else archive
 
     def newest_window(self, as_of: dt.date) -> TimeScope | None:
         """The newest news a question that names no time is first answered from; None when

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qa.citations import MARKER
+from qa.when import MONTH_NAMES, WEEKDAYS
 
 # A sentence ends after . ! ? (and any closing quotes or brackets) before whitespace and an
 # upper-case letter, digit or opening quote; or at a line break.
@@ -214,10 +215,7 @@ def adds_nothing(answer: str, question: str) -> bool:
 
 
 # Capitalised words that name a time, not a subject a passage must mention.
-_TIME_NAMES = frozenset(
-    "january february march april may june july august september october november december "
-    "monday tuesday wednesday thursday friday saturday sunday".split()
-)
+_TIME_NAMES = frozenset((*MONTH_NAMES, *WEEKDAYS))
 # Short words an abbreviation skips ("CDC": Centers for Disease Control).
 _NAME_JOINERS = frozenset({"of", "for", "and", "the", "de", "du", "la", "von", "van"})
 # The longest run of words an abbreviation is looked for in.

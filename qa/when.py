@@ -9,12 +9,15 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-MONTHS = {name.lower(): number for number, name in enumerate(calendar.month_name) if name}
-MONTHS.update({name.lower(): number for number, name in enumerate(calendar.month_abbr) if name})
+MONTH_NAMES = tuple(
+    "january february march april may june july august september october november december".split()
+)
+WEEKDAYS = tuple("monday tuesday wednesday thursday friday saturday sunday".split())
+MONTHS = {name: number for number, name in enumerate(MONTH_NAMES, start=1)}
+MONTHS.update({name[:3]: number for number, name in enumerate(MONTH_NAMES, start=1)})
 MONTHS["sept"] = 9
 _MONTH = (
-    r"(?P<month>january|february|march|april|may|june|july|august|september|october|november|"
-    r"december|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)\.?"
+    r"(?P<month>" + "|".join(MONTH_NAMES) + r"|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)\.?"
 )
 _YEAR = r"(?P<year>(?:19|20)\d\d)"
 _UNITS = {"day": 1, "week": 7, "month": 30, "year": 365}
@@ -203,7 +206,7 @@ def _weekdays(text: str, as_of: dt.date) -> TimeScope | None:
     found = re.search(
         r"(?<!super )(?<!black )(?<!cyber )(?<!good )(?<!giving )(?<!ash )(?<!fat )"
         r"(?<!every )(?<!each )\b(?:(?:on|last|this past) )?"
-        r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
+        r"(?:" + "|".join(WEEKDAYS) + ")"
         r"(?: (?:morning|afternoon|evening|night))?\b",
         text,
     )

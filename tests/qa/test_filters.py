@@ -246,6 +246,11 @@ def test_a_question_naming_no_time_gets_the_newest_news_first(mayors: Settings) 
     # Asked long after the newest article, only the whole archive is searched.
     assert chain.newest_window(dt.date(2024, 3, 20)) is not None
     assert chain.newest_window(dt.date(2025, 1, 1)) is None
+    # Dates of the caller's own that leave nothing (a start after the end): "not covered".
+    empty = PassageFilter(published_from="2024-03-19", published_to="2024-03-01")
+    refused = chain.invoke({**question, "filters": empty})
+    assert refused.retrieved == ()
+    assert refused.refused == "gate"
     # Before the new mayor, the whole archive answers, and no time is said to be searched.
     earlier = chain.invoke({**question, "as_of": "2024-03-01"})
     assert earlier.retrieved
