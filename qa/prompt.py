@@ -31,11 +31,18 @@ def is_not_covered(text: str) -> bool:
     return normal.startswith(NOT_COVERED.lower().rstrip("."))
 
 
-def format_passages(evidence: Evidence, count_tokens: Callable[[str], int], budget: int) -> str:
+def format_passages(
+    evidence: Evidence,
+    count_tokens: Callable[[str], int],
+    budget: int,
+    best_last: bool = False,
+) -> str:
     """The passages as the model reads them: only their sentences that best answer the
-    question (within `budget` tokens), numbered as retrieved, gaps shown as "..."."""
+    question (within `budget` tokens), numbered as retrieved, gaps shown as "...". With
+    `best_last` the best-ranked passage comes last, next to the question."""
     blocks = []
-    for number, chosen in evidence.select(budget, count_tokens).items():
+    selected = list(evidence.select(budget, count_tokens).items())
+    for number, chosen in reversed(selected) if best_last else selected:
         chunk = evidence.passages[number - 1].chunk
         pieces: list[str] = []
         previous: int | None = None
@@ -82,10 +89,22 @@ def answer_notes(question: str, shape: str, evidence: Evidence, today: str | Non
         notes.append(render_prompt(f"note_{shape}"))
     elif (kind := asked_kind(question)) is not None:
         notes.append(render_prompt("note_kind", kind=kind))
-    dates = {p.chunk.published[:10] for p in evidence.passages if p.chunk.published}
-    if today is not None and len(dates) > 1:
+    if today is not None and len(passage_dates(evidence)) > 1:
         notes.append(render_prompt("note_dated", today=today))
     return "".join(f"{note}\n\n" for note in notes)
+
+
+def passage_dates(evidence: Evidence) -> set[str]:
+    """The days the passages were published on (none for undated documents)."""
+    return {p.chunk.published[:10] for p in evidence.passages if p.chunk.published}
+
+
+def best_last(shape: str, evidence: Evidence) -> bool:
+    """Whether the best passage is shown last, next to the question: for a factoid question
+    over news (dated passages), where the small model then less often names the answer of a
+    passage further down; on undated documents it made no difference (docs/evaluation.md). An
+    open answer's passages stay in time order."""
+    return shape == "factoid" and bool(passage_dates(evidence))
 
 
 def build_messages(
@@ -108,7 +127,9 @@ def build_messages(
         HumanMessage(
             render_prompt(
                 "answer_user",
-                passages=format_passages(evidence, count_tokens, budget),
+                passages=format_passages(
+                    evidence, count_tokens, budget, best_last(shape, evidence)
+                ),
                 notes=answer_notes(question, shape, evidence, today),
                 question=question,
             )

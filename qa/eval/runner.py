@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import logging
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -286,17 +287,21 @@ def answer_metrics(results: Sequence[QuestionResult]) -> dict[str, float | None]
     }
 
 
+# The words of a question about the last few days ("this week", "latest"); "recently" and "this
+# month" reach further back.
+WEEK_WORDS = re.compile(r"\b(?:this\s+week(?:end)?|latest)\b", re.IGNORECASE)
+
+
 def time_metrics(results: Sequence[QuestionResult]) -> dict[str, float | int | None]:
     """For questions asked on a date: accuracy on those that name a relative time ("this
-    week", "latest": the `relative_time` tag), and the share of their covered answers whose
-    citations were all published in the 7 days up to the question's date."""
+    week", "recently", "this month": the `relative_time` tag), and the share of their covered
+    answers whose citations were all published in the 7 days up to the question's date, for
+    all of them and for those that say "this week" or "latest" (`WEEK_WORDS`)."""
     dated = [r for r in results if r.answer is not None and r.question.question_date]
     relative = [r for r in dated if r.question.tag("relative_time") == "true" and not r.hidden]
-    recent = [
-        all(published_within(c.published, r.question.question_date, 7) for c in r.answer.citations)
-        for r in relative
-        if r.answer is not None and r.answer.covered and r.answer.citations
-    ]
+    week = [r for r in relative if WEEK_WORDS.search(r.question.question)]
+    recent = cites_last_week(relative)
+    recent_week = cites_last_week(week)
     return {
         "relative_questions": len(relative),
         "relative_accuracy": mean(
@@ -308,7 +313,19 @@ def time_metrics(results: Sequence[QuestionResult]) -> dict[str, float | int | N
         ),
         "relative_answers_citing_last_7_days": mean([float(x) for x in recent]),
         "relative_answers_citing": len(recent),
+        "week_answers_citing_last_7_days": mean([float(x) for x in recent_week]),
+        "week_answers_citing": len(recent_week),
     }
+
+
+def cites_last_week(results: Sequence[QuestionResult]) -> list[bool]:
+    """For each covered answer with citations: whether all of them were published in the 7
+    days up to its question's date."""
+    return [
+        all(published_within(c.published, r.question.question_date, 7) for c in r.answer.citations)
+        for r in results
+        if r.answer is not None and r.answer.covered and r.answer.citations
+    ]
 
 
 def open_metrics(results: Sequence[QuestionResult]) -> dict[str, float | int | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,27 @@ def test_prompt_holds_only_the_best_sentences_within_the_budget(fake_chain: QACh
     assert len(str(small)) < len(str(large))
     whole = sum(count(p.chunk.text) for p in passages)
     assert count(str(small)) < whole / 2
+
+
+def test_a_factoid_prompt_over_news_puts_the_best_passage_next_to_the_question(
+    fake_chain: QAChain,
+) -> None:
+    count = fake_chain.retriever.embedder.count_tokens
+
+    def numbers_in_order(question: str, shape: str) -> list[int]:
+        passages = fake_chain.retriever.search(question).passages
+        evidence = gather_evidence(fake_chain.retriever, question, passages)
+        text = str(build_messages(question, evidence, (), count, 2000, shape)[-1].content)
+        return [int(n) for n in re.findall(r"^\[(\d+)\] ", text, re.MULTILINE)]
+
+    news = "Which country offers the EU opportunities in digital development?"
+    factoid = numbers_in_order(news, "factoid")
+    assert len(factoid) > 1
+    assert factoid == sorted(factoid, reverse=True)  # [1], the best, comes last
+    assert numbers_in_order(news, "open") == sorted(factoid)  # an open answer's order is kept
+    undated = numbers_in_order("Who won Super Bowl 50?", "factoid")  # Wikipedia: no dates
+    assert len(undated) > 1
+    assert undated == sorted(undated)
 
 
 def test_a_question_asking_for_a_kind_of_thing_says_so_to_the_model(fake_chain: QAChain) -> None:

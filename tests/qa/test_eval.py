@@ -11,6 +11,7 @@ from index.types import Chunk
 from qa.eval.__main__ import main
 from qa.eval.data import EvalDataError, EvalQuestion, choose_subset, load_questions
 from qa.eval.runner import (
+    WEEK_WORDS,
     QuestionResult,
     answer_metrics,
     choose_hidden,
@@ -154,13 +155,17 @@ def test_hidden_questions_answered_by_another_article_are_counted_apart() -> Non
 
 
 def dated_result(
-    number: int, reply: str, cited: tuple[str | None, ...], relative: bool = True
+    number: int,
+    reply: str,
+    cited: tuple[str | None, ...],
+    relative: bool = True,
+    when: str = "this week",
 ) -> QuestionResult:
-    """A question asked on 2024-03-20 ("this week" when `relative`), answered `reply` citing
-    passages published on the days `cited`."""
+    """A question asked on 2024-03-20 (naming a relative time `when` if `relative`), answered
+    `reply` citing passages published on the days `cited`."""
     question = EvalQuestion(
         f"d{number}",
-        "Which airline had a door blow out this week?",
+        f"Which airline had a door blow out {when}?",
         ("Alaska Airlines",),
         ("gold",),
         question_date="2024-03-20",
@@ -184,13 +189,31 @@ def test_time_metrics_count_recent_citations_of_relative_questions() -> None:
         dated_result(2, "Alaska Airlines [1][2].", ("2024-03-19", "2024-01-05")),  # one old
         dated_result(3, "United [1].", ("2024-03-13",)),  # 7 days before: recent, but wrong
         dated_result(4, NOT_COVERED, ()),
-        dated_result(5, "Alaska Airlines [1].", ("2023-01-01",), relative=False),
+        dated_result(5, "Alaska Airlines [1].", ("2023-01-01",), relative=False, when="then"),
+        dated_result(6, "Alaska Airlines [1].", ("2024-03-01",), when="recently"),  # not a week
     ]
     metrics = time_metrics(results)
-    assert metrics["relative_questions"] == 4
-    assert metrics["relative_accuracy"] == 2 / 4
-    assert metrics["relative_answers_citing"] == 3
-    assert metrics["relative_answers_citing_last_7_days"] == 2 / 3
+    assert metrics["relative_questions"] == 5
+    assert metrics["relative_accuracy"] == 3 / 5
+    assert metrics["relative_answers_citing"] == 4
+    assert metrics["relative_answers_citing_last_7_days"] == 2 / 4
+    # Only the questions that say "this week" or "latest"
+    assert metrics["week_answers_citing"] == 3
+    assert metrics["week_answers_citing_last_7_days"] == 2 / 3
+
+
+@pytest.mark.parametrize(
+    ("question", "week"),
+    [
+        ("Which airline had a door blow out this week?", True),
+        ("What is the latest on the strike?", True),
+        ("Who won This  Weekend's final?", True),
+        ("Which band released a weekly podcast recently?", False),
+        ("Who is the most talented singer this month?", False),
+    ],
+)
+def test_week_words_are_this_week_and_latest(question: str, week: bool) -> None:
+    assert bool(WEEK_WORDS.search(question)) is week
 
 
 def test_open_metrics_score_key_facts_and_backed_sentences() -> None:
