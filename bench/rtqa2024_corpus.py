@@ -1,4 +1,4 @@
-"""The RealTime QA 2024 corpus as docs/evaluation.md indexes it: every page published in 2024
+"""The RealTime QA 2024 corpus as docs/evaluation.md indexes it: every page published from 2024 on
 as the gold articles, the older pages in a seeded order as distractors (the first
 `--distractors-limit` of them are indexed).
 

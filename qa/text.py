@@ -333,10 +333,11 @@ def required_names(question: str, claim: str) -> set[Name]:
     what is asked, its last sentence ("Alberto Calderón", asked which Fields Medal winner teaches
     at Harvard; not the context before it). A month or weekday names a time, not a subject."""
     if not content_words(claim) & content_words(question):
-        return {run for run in name_runs(last_sentence(question)) if not set(run) <= _TIME_NAMES}
-    repeated = _all_forms(words(strip_markers(claim)))
-    asked = name_runs(question)
-    return {run for run in asked if repeated.intersection(run) and not set(run) <= _TIME_NAMES}
+        needed = name_runs(last_sentence(question))
+    else:
+        repeated = _all_forms(words(strip_markers(claim)))
+        needed = {run for run in name_runs(question) if repeated.intersection(run)}
+    return {run for run in needed if not set(run) <= _TIME_NAMES}
 
 
 def coverage(wanted: set[str], have: set[str]) -> float:

@@ -16,9 +16,8 @@ WEEKDAYS = tuple("monday tuesday wednesday thursday friday saturday sunday".spli
 MONTHS = {name: number for number, name in enumerate(MONTH_NAMES, start=1)}
 MONTHS.update({name[:3]: number for number, name in enumerate(MONTH_NAMES, start=1)})
 MONTHS["sept"] = 9
-_MONTH = (
-    r"(?P<month>" + "|".join(MONTH_NAMES) + r"|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)\.?"
-)
+# Longest first: "september" before "sept" before "sep".
+_MONTH = r"(?P<month>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?"
 _YEAR = r"(?P<year>(?:19|20)\d\d)"
 _UNITS = {"day": 1, "week": 7, "month": 30, "year": 365}
 _COUNTS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "ten": 10}

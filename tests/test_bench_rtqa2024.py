@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_bench() -> ModuleType:
-    path = ROOT / "bench" / "rtqa2024_corpus.py"
-    spec = importlib.util.spec_from_file_location("bench_rtqa2024", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.support.bench import load_bench
 
 
 def test_the_2024_pages_are_articles_and_the_older_ones_distractors_in_a_seeded_order(
     tmp_path: Path,
 ) -> None:
-    bench = load_bench()
+    bench = load_bench("rtqa2024_corpus")
     pages: list[dict[str, str | None]] = [
         {"id": f"p{n}", "title": "t", "text": "x", "published": f"{2014 + n}-06-01"}
         for n in range(12)
@@ -51,4 +39,5 @@ def test_the_2024_pages_are_articles_and_the_older_ones_distractors_in_a_seeded_
 
 
 def test_a_missing_data_folder_is_an_error_not_a_crash(tmp_path: Path) -> None:
-    assert load_bench().main(["--eval-dir", str(tmp_path / "none"), "--out", str(tmp_path)]) == 1
+    bench = load_bench("rtqa2024_corpus")
+    assert bench.main(["--eval-dir", str(tmp_path / "none"), "--out", str(tmp_path)]) == 1

@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_startup", ROOT / "bench" / "startup.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.support.bench import load_bench
 
 
 def test_questions_fall_back_to_builtin_without_eval_dir(tmp_path: Path) -> None:
-    bench = load_bench()
+    bench = load_bench("startup")
     questions, source = bench.load_questions(tmp_path / "missing", 20)
     assert source == "built-in"
     assert questions == list(bench.BUILTIN_QUESTIONS)
 
 
 def test_questions_spread_over_the_eval_file(tmp_path: Path) -> None:
-    bench = load_bench()
+    bench = load_bench("startup")
     lines = [json.dumps({"id": str(i), "question": f"q{i}?"}) for i in range(10)]
     (tmp_path / bench.QUESTIONS_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
     questions, source = bench.load_questions(tmp_path, 3)
@@ -36,7 +25,7 @@ def test_questions_spread_over_the_eval_file(tmp_path: Path) -> None:
 
 
 def test_timeline_and_summary() -> None:
-    bench = load_bench()
+    bench = load_bench("startup")
     run = {
         "spawned_at": 100.0,
         "started_at": 100.5,
@@ -65,5 +54,5 @@ def test_timeline_and_summary() -> None:
 
 
 def test_memory_reads_this_process() -> None:
-    found = load_bench().memory()
+    found = load_bench("startup").memory()
     assert set(found) == {"rss_mb", "peak_mb"}
