@@ -23,7 +23,7 @@ from index.reader import open_store
 from index.types import day_number
 from qa.config import Settings
 from qa.errors import GenerationError, ModelFileError, ModelWorkerError, QuestionError
-from qa.evidence import Evidence
+from qa.evidence import Evidence, setting_weight
 from qa.extractive import extractive_text
 from qa.grounding import check_answer
 from qa.llm import check_generation, count_prompt_tokens, open_llm
@@ -455,8 +455,16 @@ def gather_evidence(
     the index when it has a keyword index; `question_vector`, retrieval's, saves embedding the
     question again."""
     keyword = retriever.keyword
-    weight = keyword.term_weight if keyword is not None else None
-    return Evidence(retriever.embedder, question, passages, weight, question_vector)
+    if keyword is None:
+        return Evidence(retriever.embedder, question, passages, None, question_vector)
+    return Evidence(
+        retriever.embedder,
+        question,
+        passages,
+        keyword.term_weight,
+        question_vector,
+        setting_weight(len(keyword)),
+    )
 
 
 def first_sentences(text: str, count: int = OPEN_SENTENCES) -> str:

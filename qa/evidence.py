@@ -8,6 +8,7 @@ One `Evidence` is built per question: passage sentences are embedded once and th
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -15,10 +16,13 @@ import numpy as np
 import numpy.typing as npt
 
 from index.embeddings import Embedder
+from index.keyword import lucene_idf
 from qa.text import (
     Mentions,
+    Name,
     content_words,
     coverage,
+    index_terms,
     instruction_flags,
     names,
     numbers,
@@ -41,6 +45,12 @@ COSINE_WEIGHT = 0.5
 RANK_PRIOR = 0.02
 # Support from two neighbouring sentences must beat one sentence's by this much to be chosen.
 PAIR_MARGIN = 0.05
+# A name that one passage in fifty of the index mentions, and at least 100 passages, sets the
+# archive's scene rather than a question's subject ("US", "White House", and "Delaware" in a
+# Delaware paper's news): a passage backing an answer need not repeat it (RTQA 2024 dev,
+# docs/evaluation.md). In a small archive one story's names fill a fiftieth of it.
+SETTING_NAME_SHARE = 0.02
+SETTING_NAME_PASSAGES = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +86,16 @@ class Evidence:
         passages: Sequence[RetrievedChunk],
         weight: TermWeight | None = None,
         question_vector: Sequence[float] | None = None,
+        setting: float | None = None,
     ) -> None:
+        """`weight` tells how rare a word is in the index (BM25's inverse document frequency);
+        a name whose words all weigh at most `setting` (`setting_weight`) sets the archive's
+        scene and need not be repeated by a passage. Without them every name counts."""
         self.embedder = embedder
         self.question = question
         self.passages = tuple(passages)
+        self._rarity = weight
+        self._setting_weight = setting
         self.weight = weight or (lambda _term: 1.0)
         self.sentences = tuple(split_passages(self.passages))
         texts = [s.text for s in self.sentences]
@@ -178,7 +194,7 @@ class Evidence:
         cosines = claim_vectors @ self.vectors.T
         found = []
         for c, claim in enumerate(cleaned):
-            required = required_names(self.question, claim)
+            required = [n for n in required_names(self.question, claim) if not self._setting(n)]
             found.append(
                 [
                     self._support(claim, cosines[c], p)
@@ -188,6 +204,15 @@ class Evidence:
                 ]
             )
         return found
+
+    def _setting(self, name: Name) -> bool:
+        """Whether the index mentions every word of `name` so often that it only sets the scene
+        (`setting_weight`)."""
+        if self._rarity is None or self._setting_weight is None:
+            return False
+        limit = self._setting_weight
+        terms = [term for word in name for term in index_terms(word)]
+        return bool(terms) and all(self._rarity(term) <= limit for term in terms)
 
     def _support(self, claim: str, cosines: Vectors, passage: int) -> Support:
         """The best span of passage `passage` (one sentence or two neighbours) for `claim`: by
@@ -244,6 +269,14 @@ def support_score(cosine: float, word_coverage: float, numbers_agree: bool, name
     if not numbers_agree:
         score *= 0.5
     return score * (0.75 + 0.25 * names)
+
+
+def setting_weight(passages: int) -> float | None:
+    """The keyword weight at or under which a word sets the scene of an index of `passages`
+    passages: that of a word `SETTING_NAME_SHARE` of them mention, and at least
+    `SETTING_NAME_PASSAGES`; None when the index is smaller than that."""
+    mentions = max(math.ceil(SETTING_NAME_SHARE * passages), SETTING_NAME_PASSAGES)
+    return lucene_idf(mentions, passages) if mentions <= passages else None
 
 
 def split_passages(passages: Sequence[RetrievedChunk]) -> list[PassageSentence]:

@@ -8,8 +8,9 @@ from dataclasses import replace
 import pytest
 
 from index.embeddings import Embedder
+from index.keyword import lucene_idf
 from index.types import Chunk
-from qa.evidence import Evidence
+from qa.evidence import Evidence, setting_weight
 from qa.extractive import extractive_text
 from qa.grounding import check_answer, split_claims, with_markers
 from qa.types import RetrievedChunk
@@ -299,3 +300,42 @@ def test_a_bare_answer_needs_a_passage_that_mentions_what_the_question_names(
     )
     (sentence,) = check_answer("Alberto Calderon [1].", evidence).sentences
     assert sentence.supported is supported
+
+
+RED_LOBSTER = (
+    "Red Lobster filed for Chapter 11 bankruptcy protection on Sunday. "
+    "The seafood chain said its restaurants stay open while it restructures."
+)
+
+
+@pytest.mark.parametrize(
+    ("weights", "setting", "supported"),
+    [
+        (None, None, False),  # no keyword index: every name of the question counts
+        ({"american": 8.0}, 3.9, False),  # a rare name: the passage must mention it
+        ({"american": 3.0}, 3.9, True),  # in one passage of twenty: the archive's setting
+        ({"us": 3.0}, 3.9, False),  # another common name does not free this one
+        ({"american": 3.0}, None, False),  # an archive too small to have a setting
+    ],
+)
+def test_a_name_the_whole_archive_mentions_need_not_be_repeated(
+    embedder: Embedder, weights: dict[str, float] | None, setting: float | None, supported: bool
+) -> None:
+    weight = None if weights is None else (lambda term: weights.get(term, 9.0))
+    evidence = Evidence(
+        embedder,
+        "Which American restaurant chain filed for bankruptcy this week?",
+        [passage(RED_LOBSTER, 1)],
+        weight,
+        setting=setting,
+    )
+    (sentence,) = check_answer("Red Lobster [1].", evidence).sentences
+    assert sentence.supported is supported
+
+
+def test_the_setting_is_one_passage_in_fifty_and_at_least_a_hundred() -> None:
+    assert setting_weight(99) is None  # fewer passages than a setting needs
+    assert setting_weight(100) == lucene_idf(100, 100)  # only a word every passage has
+    limit = setting_weight(63_684)  # the RTQA 2024 evaluation index
+    assert limit is not None
+    assert lucene_idf(1_274, 63_684) <= limit < lucene_idf(1_273, 63_684)
