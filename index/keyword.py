@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 STOPWORDS = "en"
 PARAMETERS = "params.index.json"  # bm25s's parameters file, which holds the chunk count
+_TERM = re.compile(r"\w\w+")  # bm25s's default token pattern, r"(?u)\b\w\w+\b"
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +255,13 @@ def _top(scores: Any, k: int) -> list[int]:
     if len(positive) > k:
         positive = positive[np.argpartition(-scores[positive], k - 1)[:k]]
     return [int(i) for i in positive[np.argsort(-scores[positive], kind="stable")]]
+
+
+def word_terms(word: str) -> list[str]:
+    """The terms `tokenize` makes of one word (runs of two or more word characters), without
+    the tokenizer's cost; its dots are dropped first, so "u.s." is "us" (`tokenize` keeps
+    nothing of it)."""
+    return _TERM.findall(word.lower().replace(".", ""))
 
 
 def tokenize(texts: Sequence[str]) -> list[list[str]]:

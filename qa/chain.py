@@ -457,14 +457,9 @@ def gather_evidence(
     keyword = retriever.keyword
     if keyword is None:
         return Evidence(retriever.embedder, question, passages, None, question_vector)
-    return Evidence(
-        retriever.embedder,
-        question,
-        passages,
-        keyword.term_weight,
-        question_vector,
-        setting_weight(len(keyword)),
-    )
+    setting = setting_weight(len(keyword))
+    weight = keyword.term_weight
+    return Evidence(retriever.embedder, question, passages, weight, question_vector, setting)
 
 
 def first_sentences(text: str, count: int = OPEN_SENTENCES) -> str:

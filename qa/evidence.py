@@ -16,13 +16,12 @@ import numpy as np
 import numpy.typing as npt
 
 from index.embeddings import Embedder
-from index.keyword import lucene_idf
+from index.keyword import lucene_idf, word_terms
 from qa.text import (
     Mentions,
     Name,
     content_words,
     coverage,
-    index_terms,
     instruction_flags,
     names,
     numbers,
@@ -94,8 +93,7 @@ class Evidence:
         self.embedder = embedder
         self.question = question
         self.passages = tuple(passages)
-        self._rarity = weight
-        self._setting_weight = setting
+        self._setting_weight = setting if weight is not None else None
         self.weight = weight or (lambda _term: 1.0)
         self.sentences = tuple(split_passages(self.passages))
         texts = [s.text for s in self.sentences]
@@ -208,11 +206,11 @@ class Evidence:
     def _setting(self, name: Name) -> bool:
         """Whether the index mentions every word of `name` so often that it only sets the scene
         (`setting_weight`)."""
-        if self._rarity is None or self._setting_weight is None:
-            return False
         limit = self._setting_weight
-        terms = [term for word in name for term in index_terms(word)]
-        return bool(terms) and all(self._rarity(term) <= limit for term in terms)
+        if limit is None:
+            return False
+        terms = [term for word in name for term in word_terms(word)]
+        return bool(terms) and all(self.weight(term) <= limit for term in terms)
 
     def _support(self, claim: str, cosines: Vectors, passage: int) -> Support:
         """The best span of passage `passage` (one sentence or two neighbours) for `claim`: by

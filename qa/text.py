@@ -24,7 +24,6 @@ _ABBREVIATIONS = frozenset(
 # A proper name as a run of lower-cased words: ("united", "states").
 Name = tuple[str, ...]
 _WORD = re.compile(r"[^\W_]+(?:['\u2019.-][^\W_]+)*", re.UNICODE)
-_INDEX_TERM = re.compile(r"\w\w+")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w])")
 STOP_WORDS = frozenset(
     """a an the and or but if of to in on at by for with from as is are was were be been being do
@@ -127,12 +126,6 @@ def _add_span(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> 
 def words(text: str) -> list[str]:
     """Lower-cased word tokens of `text`."""
     return [w.lower().replace("\u2019", "'") for w in _WORD.findall(text)]
-
-
-def index_terms(word: str) -> list[str]:
-    """The keyword index's terms for a word (runs of two or more word characters, as BM25
-    tokenises), its dots dropped first so that "u.s." is "us"."""
-    return _INDEX_TERM.findall(word.lower().replace(".", ""))
 
 
 def content_words(text: str) -> set[str]:

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from index.errors import IndexDamagedError
-from index.keyword import build_keyword_index, load_keyword_index, save_keyword_index, tokenize
+from index.keyword import (
+    build_keyword_index,
+    load_keyword_index,
+    save_keyword_index,
+    tokenize,
+    word_terms,
+)
 from index.types import Chunk
 
 TEXTS = [
@@ -72,3 +78,14 @@ def test_missing_damaged_or_out_of_step_index_says_to_rebuild(tmp_path: Path) ->
     (directory / "vocab.index.json").write_text("{", encoding="utf-8")
     with pytest.raises(IndexDamagedError, match=r"is damaged \(JSONDecodeError\)"):
         load_keyword_index(directory, expected_chunks=4)
+
+
+@pytest.mark.parametrize("word", ["american", "o'neill", "covid-19", "x", "Ukraine's"])
+def test_word_terms_are_the_terms_tokenize_makes_of_a_word(word: str) -> None:
+    (terms,) = tokenize([word])
+    assert word_terms(word) == terms
+
+
+def test_word_terms_read_a_dotted_abbreviation_as_one_word() -> None:
+    assert tokenize(["u.s"]) == [[]]  # the index keeps no term of one letter
+    assert word_terms("u.s") == ["us"]

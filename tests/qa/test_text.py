@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from index.keyword import tokenize
 from qa.text import (
     Mentions,
     adds_nothing,
     content_words,
-    index_terms,
     looks_like_instruction,
     names,
     numbers,
@@ -265,14 +263,3 @@ def test_names_a_passage_must_mention_to_back_a_claim(
     question: str, claim: str, expected: set[tuple[str, ...]]
 ) -> None:
     assert required_names(question, claim) == expected
-
-
-@pytest.mark.parametrize("word", ["american", "o'neill", "covid-19", "x", "Ukraine's"])
-def test_index_terms_are_the_keyword_index_terms_of_a_word(word: str) -> None:
-    (terms,) = tokenize([word])
-    assert index_terms(word) == terms
-
-
-def test_index_terms_read_a_dotted_abbreviation_as_one_word() -> None:
-    assert tokenize(["u.s"]) == [[]]  # the index keeps no term of one letter
-    assert index_terms("u.s") == ["us"]
