@@ -48,9 +48,10 @@ NAIVE_PROMPT = ChatPromptTemplate.from_messages(
 )
 
 
-def naive_answer(chain: QAChain, question: str) -> dict[str, Any]:
+def naive_answer(chain: QAChain, asked: EvalQuestion) -> dict[str, Any]:
     """The naive chain: dense top 4 chunks, stuffed into one prompt, streamed."""
     assert chain.llm is not None
+    question = asked.question
     started = time.perf_counter()
     hits = chain.retriever.model_copy(update={"mode": "dense"}).search(question, 4).passages
     context = "\n\n".join(f"[{i}] {h.chunk.text}" for i, h in enumerate(hits, start=1))
@@ -73,8 +74,9 @@ def naive_answer(chain: QAChain, question: str) -> dict[str, Any]:
     }
 
 
-def citeqa_answer(chain: QAChain, question: str) -> dict[str, Any]:
-    answer = chain.invoke(question)
+def citeqa_answer(chain: QAChain, asked: EvalQuestion) -> dict[str, Any]:
+    """citeqa's chain, asked as of the question's date when it has one (news), else today."""
+    answer = chain.invoke({"question": asked.question, "as_of": asked.question_date})
     assert chain.llm is not None
     fixed = count_prompt_tokens(chain.llm, fixed_messages())
     tokens = answer.prompt_tokens
@@ -138,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for number, question in enumerate(questions, start=1):
         for name, (runner, ask) in asks.items():
-            rows[name].append({"id": question.id, **ask(runner, question.question)})
+            rows[name].append({"id": question.id, **ask(runner, question)})
         payload.update(compare(rows, questions[:number]))
         # Written after every question, so that an interrupted run still reports.
         args.out.write_text(json.dumps(payload, indent=2), encoding="utf-8")

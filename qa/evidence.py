@@ -50,6 +50,12 @@ PAIR_MARGIN = 0.05
 # docs/evaluation.md). In a small archive one story's names fill a fiftieth of it.
 SETTING_NAME_SHARE = 0.02
 SETTING_NAME_PASSAGES = 100
+# A question naming this many names or more is on a passage's subject when the passage mentions
+# all of them but one.
+MOST_NAMES_FROM = 3
+# Words an answer frames its answer with ("The spacecraft is called Odysseus"): a passage that
+# names the thing need not use them.
+FRAMING_WORDS = frozenset({"called", "named", "known", "titled", "dubbed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,12 +202,19 @@ class Evidence:
             found.append(
                 [
                     self._support(claim, cosines[c], p)
-                    if all(self._mentioned[p - 1].run(name) for name in required)
+                    if self._about(p, required)
                     else Support(p, 0, 0, 0.0, False)  # about something else than asked
                     for p in range(1, len(self.passages) + 1)
                 ]
             )
         return found
+
+    def _about(self, passage: int, required: Sequence[Name]) -> bool:
+        """Whether passage `passage` (with its title) mentions the `required` names: all of them,
+        or all but one of three or more (a passage on Disney and "The Mandalorian" is on the
+        question's subject without saying "TV")."""
+        missing = sum(not self._mentioned[passage - 1].run(name) for name in required)
+        return missing == 0 or (missing == 1 and len(required) >= MOST_NAMES_FROM)
 
     def _setting(self, name: Name) -> bool:
         """Whether the index mentions every word of `name` so often that it only sets the scene
@@ -222,7 +235,7 @@ class Evidence:
         wanted = content_words(claim)
         # What the claim adds to the question: the words that must come from the passage when
         # the rest of the claim only restates the question ("X is being accused of ...").
-        added = wanted - self._question_words
+        added = wanted - self._question_words - FRAMING_WORDS
         title = self.passages[passage - 1].chunk.title
         title_words = content_words(title)
         best = Support(passage, 0, 0, 0.0, False)

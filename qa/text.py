@@ -23,7 +23,8 @@ _ABBREVIATIONS = frozenset(
 )
 # A proper name as a run of lower-cased words: ("united", "states").
 Name = tuple[str, ...]
-_WORD = re.compile(r"[^\W_]+(?:['\u2019.-][^\W_]+)*", re.UNICODE)
+# A word, with the apostrophes, dots, hyphens and ampersands inside it ("O'Brien", "U.S", "AT&T").
+_WORD = re.compile(r"[^\W_]+(?:['\u2019.&-][^\W_]+)*", re.UNICODE)
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w])")
 STOP_WORDS = frozenset(
     """a an the and or but if of to in on at by for with from as is are was were be been being do
@@ -223,10 +224,11 @@ _ABBREVIATED_WORDS = 5
 
 
 def _forms(word: str) -> set[str]:
-    """A lower-cased word without its possessive, undotted, and its hyphenated or dotted parts."""
+    """A lower-cased word without its possessive, undotted, and its parts between hyphens, dots
+    or ampersands."""
     word = word.removesuffix("'s")
     forms = {word, word.replace(".", "")}
-    forms.update(part for part in re.split(r"[-.]", word) if part)
+    forms.update(part for part in re.split(r"[-.&]", word) if part)
     return forms
 
 
@@ -269,11 +271,11 @@ class Mentions:
 
     def name(self, name: str) -> bool:
         """Whether the text mentions `name` (a lower-case word of a name): as a word, by all its
-        hyphenated parts, by a word sharing its first four letters or more ("Europe" for
+        hyphenated or ampersand-joined parts ("AT & T"), by a word sharing its first four letters or more ("Europe" for
         "European"), by a word one letter away (a misspelling), or as an abbreviation."""
         if name in self.forms or name in self.initials:
             return True
-        parts = [part for part in re.split(r"[-.]", name) if part]
+        parts = [part for part in re.split(r"[-.&]", name) if part]
         if len(parts) > 1 and all(self.name(part) for part in parts):
             return True
         return len(name) >= 4 and any(

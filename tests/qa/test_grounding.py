@@ -339,3 +339,60 @@ def test_the_setting_is_one_passage_in_fifty_and_at_least_a_hundred() -> None:
     limit = setting_weight(63_684)  # the RTQA 2024 evaluation index
     assert limit is not None
     assert lucene_idf(1_274, 63_684) <= limit < lucene_idf(1_273, 63_684)
+
+
+CARANO = (
+    "Actor Gina Carano on Tuesday sued Lucasfilm and its parent The Walt Disney Co. over her "
+    "2021 firing from \u201cThe Mandalorian\u201d, saying she was let go for her posts."
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "supported"),
+    [
+        # Three names, the passage says two ("TV" is not among them): on the subject.
+        ('Which actor is suing Disney over their firing from TV series "The Mandalorian"?', True),
+        # Two names, one missing: the passage may be about another show.
+        ('Which actor is suing Disney over their firing from "The Acolyte"?', False),
+        # Three names, two missing.
+        ('Which actor is suing Netflix over their firing from TV series "The Crown"?', False),
+    ],
+)
+def test_a_passage_that_mentions_all_names_but_one_of_three_is_on_the_subject(
+    embedder: Embedder, question: str, supported: bool
+) -> None:
+    evidence = Evidence(embedder, question, [passage(CARANO, 1)])
+    (sentence,) = check_answer("Gina Carano [1].", evidence).sentences
+    assert sentence.supported is supported
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "question", "claim"),
+    [
+        (  # the claim frames its answer: a passage naming the lander need not say "called"
+            "Odysseus sets course for the moon",
+            'The privately-built "Odysseus" lander is officially on its way to the moon, the '
+            "first commercial U.S. vehicle to try for the lunar surface.",
+            "A lunar lander embarked on a historic journey to the moon this week. What is the "
+            "name of the spacecraft?",
+            'The spacecraft is called "Odysseus" [1].',
+        ),
+        (  # "AT&T" is one word, in the title: what the claim adds to the question
+            "AT&T cell service outage: many disasters can knock out cell phones",
+            "A widespread telecommunication outage that affected tens of thousands of customers "
+            "in the United States on Thursday raised a question for many.",
+            "Which communications network experienced a widespread outage this week that "
+            "impacted phone service for customers across the US?",
+            "AT&T experienced a widespread outage this week that impacted phone service for "
+            "customers across the US [1].",
+        ),
+    ],
+)
+def test_a_claim_that_restates_the_question_is_backed_by_a_passage_naming_the_answer(
+    embedder: Embedder, title: str, text: str, question: str, claim: str
+) -> None:
+    hit = passage(text, 1)
+    hit = RetrievedChunk(replace(hit.chunk, title=title), hit.score, hit.rank, hit.similarity)
+    evidence = Evidence(embedder, question, [hit])
+    (sentence,) = check_answer(claim, evidence).sentences
+    assert sentence.supported

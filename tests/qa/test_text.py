@@ -15,6 +15,7 @@ from qa.text import (
     required_names,
     sentence_spans,
     strip_markers,
+    words,
 )
 
 
@@ -62,6 +63,11 @@ def test_sentence_spans_are_offsets_into_the_text() -> None:
 )
 def test_numbers(text: str, expected: set[str]) -> None:
     assert numbers(text) == expected
+
+
+def test_a_word_keeps_its_inner_ampersand() -> None:
+    assert words("AT&T and R&D, Johnson & Johnson") == ["at&t", "and", "r&d", "johnson", "johnson"]
+    assert Mentions.of("AT & T said").name("at&t")
 
 
 def test_names_skip_the_first_word_and_stop_words() -> None:
