@@ -271,8 +271,9 @@ class Mentions:
 
     def name(self, name: str) -> bool:
         """Whether the text mentions `name` (a lower-case word of a name): as a word, by all its
-        hyphenated or ampersand-joined parts ("AT & T"), by a word sharing its first four letters or more ("Europe" for
-        "European"), by a word one letter away (a misspelling), or as an abbreviation."""
+        hyphenated or ampersand-joined parts ("AT & T"), by a word sharing its first four
+        letters or more ("Europe" for "European"), by a word one letter away (a misspelling), or
+        as an abbreviation."""
         if name in self.forms or name in self.initials:
             return True
         parts = [part for part in re.split(r"[-.&]", name) if part]
