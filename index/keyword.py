@@ -206,14 +206,17 @@ class KeywordIndex:
     def __len__(self) -> int:
         return sum(layer.visible for layer in self._layers)
 
+    @property
+    def weighed_chunks(self) -> int:
+        """How many chunks the term weights are computed over: every layer's, those a later
+        layer hides too (`len` counts the chunks a search can return)."""
+        return sum(len(layer.chunk_ids) for layer in self._layers)
+
     def term_weight(self, term: str) -> float:
         """How rare a (lower-cased) word is among the chunks: BM25's inverse document frequency,
         the highest for a word no chunk has."""
-        layers = self._layers
-        return lucene_idf(
-            sum(layer.frequency(term) for layer in layers),
-            sum(len(layer.chunk_ids) for layer in layers),
-        )
+        frequency = sum(layer.frequency(term) for layer in self._layers)
+        return lucene_idf(frequency, self.weighed_chunks)
 
     def search(
         self,

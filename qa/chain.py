@@ -457,7 +457,7 @@ def gather_evidence(
     keyword = retriever.keyword
     if keyword is None:
         return Evidence(retriever.embedder, question, passages, None, question_vector)
-    setting = setting_weight(len(keyword))
+    setting = setting_weight(keyword.weighed_chunks)  # the count the term weights are over
     weight = keyword.term_weight
     return Evidence(retriever.embedder, question, passages, weight, question_vector, setting)
 

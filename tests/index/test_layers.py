@@ -147,6 +147,8 @@ def test_a_stacked_keyword_index_scores_as_one_index_over_the_same_chunks() -> N
         [(build_keyword_index(chunks[:30]), {"c3"}), (build_keyword_index(chunks[30:]), set())]
     )
     assert len(stacked) == 39
+    assert stacked.weighed_chunks == 40  # the weights count the hidden chunk too, as one index
+    assert stacked.term_weight("zzz") == whole.term_weight("zzz")
     assert "c3" not in stacked.chunk_ids
     for text in texts[:12]:
         query = " ".join(text.split()[:6])
