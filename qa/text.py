@@ -223,13 +223,15 @@ _NAME_JOINERS = frozenset({"of", "for", "and", "the", "de", "du", "la", "von", "
 _ABBREVIATED_WORDS = 5
 
 
+def _parts(word: str) -> list[str]:
+    """The parts of a word between its hyphens, dots and ampersands ("at&t": "at", "t")."""
+    return [part for part in re.split(r"[-.&]", word) if part]
+
+
 def _forms(word: str) -> set[str]:
-    """A lower-cased word without its possessive, undotted, and its parts between hyphens, dots
-    or ampersands."""
+    """A lower-cased word without its possessive, undotted, and its parts (`_parts`)."""
     word = word.removesuffix("'s")
-    forms = {word, word.replace(".", "")}
-    forms.update(part for part in re.split(r"[-.&]", word) if part)
-    return forms
+    return {word, word.replace(".", ""), *_parts(word)}
 
 
 def _all_forms(found: Sequence[str]) -> set[str]:
@@ -276,7 +278,7 @@ class Mentions:
         as an abbreviation."""
         if name in self.forms or name in self.initials:
             return True
-        parts = [part for part in re.split(r"[-.&]", name) if part]
+        parts = _parts(name)
         if len(parts) > 1 and all(self.name(part) for part in parts):
             return True
         return len(name) >= 4 and any(
